@@ -1,0 +1,39 @@
+"""The ``tinygrad-cnn`` command: one sub-command per module listed in COMMANDS.
+
+Each module defines ``register(subparsers)``, which adds its parser and sets ``func``
+(called with the parsed arguments; returns the exit status).
+"""
+import argparse
+import sys
+
+from .. import __version__
+
+COMMANDS = ()
+
+
+class UsageError(Exception):
+    """Bad input to an option: printed as one line, exit status 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tinygrad-cnn",
+        description="Every number of a CNN's forward and backward pass, on a scalar or a tensor autograd engine.")
+    parser.add_argument("--version", action="version", version=f"tinygrad-cnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except UsageError as e:
+        print(f"tinygrad-cnn {args.command}: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,46 @@
+"""The networks of the course material, on either engine."""
+import numpy as np
+
+from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, make_parameter
+
+WORKED_KERNEL = [[1.0, -1.0], [-1.0, 1.0]]
+WORKED_B1 = 1.0
+WORKED_W4 = [-1.0, 1.0, -1.0, 1.0]
+WORKED_B4 = 0.0
+
+
+def _name_parameters(model, names, engine):
+    """Give the parameters the short names of the worked examples (F, b1, w4, b4).
+
+    A Value element is named by its index in the squeezed array: F[0,1], w4[2], b1.
+    """
+    for (key, param), short in zip(list(model.named_parameters()), names):
+        data = np.asarray(model.state_dict()[key])
+        fresh = make_parameter(data.reshape(data.squeeze().shape), engine, short).reshape(data.shape)
+        module_name, _, attr = key.rpartition(".")
+        setattr(model[int(module_name)], attr, fresh)
+
+
+def _cnn(kernel, engine, rng):
+    return Sequential(Conv2d(1, 1, kernel, engine=engine, rng=rng), ReLU(), MaxPool2d(2, 2), Flatten(),
+                      Linear(4, 1, engine=engine, rng=rng), Sigmoid())
+
+
+def tiny_cnn10(engine="tensor", kernel=WORKED_KERNEL, b1=WORKED_B1, w4=WORKED_W4, b4=WORKED_B4):
+    """The 10-parameter CNN: (N, 1, 5, 5) -> conv 2x2 + ReLU -> max-pool 2x2 -> flatten 4 -> linear 4->1 -> sigmoid.
+
+    Parameters default to the worked example's F, b1, w4, b4 (keys 0.weight, 0.bias, 4.weight, 4.bias).
+    """
+    model = _cnn(2, engine, np.random.default_rng(0))
+    model.load_state_dict({"0.weight": np.reshape(kernel, (1, 1, 2, 2)), "0.bias": np.reshape(b1, (1,)),
+                           "4.weight": np.reshape(w4, (1, 4)), "4.bias": np.reshape(b4, (1,))})
+    _name_parameters(model, ("F", "b1", "w4", "b4"), engine)
+    return model
+
+
+def square_detector15(seed=0, engine="tensor"):
+    """The 15-parameter square detector: (N, 1, 6, 6) -> conv 3x3 + ReLU -> max-pool 2x2 -> flatten 4
+    -> linear 4->1 -> sigmoid, initialised as PyTorch would (uniform +-1/sqrt(fan_in)) from ``seed``."""
+    model = _cnn(3, engine, np.random.default_rng(seed))
+    _name_parameters(model, ("F", "b1", "w4", "b4"), engine)
+    return model
