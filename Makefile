@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TINYGRAD_CNN_PROFILE ?= ci
 
-.PHONY: demo test parity dot clean
+.PHONY: demo test parity dot clean mutate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,19 @@ dot:
 	@./scripts/ensure-dot.sh
 
 demo: $(BIN)/.installed dot
-	$(BIN)/python examples/value_basics.py
+	$(BIN)/tinygrad-cnn worked --svg graph.svg
+	$(BIN)/tinygrad-cnn graph -o $(CURDIR)/graph.svg
 
 test: $(BIN)/.installed dot
 	$(BIN)/python -m pytest -q -m "not parity"
 
 parity: $(BIN)/.parity dot
 	$(BIN)/python -m pytest -q -m parity
+
+# Mutation testing of the backward rules with cosmic-ray (about half an hour on one core; not in CI).
+mutate: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e '.[test,mutate]'
+	$(BIN)/python mutation/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,7 +1,4 @@
-import os
+from tinygrad_cnn.testing import strategies
 
-from hypothesis import settings
-
-import tinygrad_cnn.testing.strategies  # noqa: F401  (registers the ci, dev and thorough profiles)
-
-settings.load_profile(os.environ.get("TINYGRAD_CNN_PROFILE", "dev"))
+# The hypothesis profile named by $TINYGRAD_CNN_PROFILE ("ci" under `make test`; "dev" when unset).
+strategies.load_profile(default="dev")

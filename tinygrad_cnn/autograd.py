@@ -25,35 +25,54 @@ def layer(label):
 
 
 class Node:
-    __slots__ = ("data", "grad", "op", "parents", "name", "layer", "_pending", "__weakref__")
+    """A node of the graph. Between backward passes ``_pending`` is None; during one it holds the
+    gradient of the pass's root with respect to this node, summed over the paths seen so far."""
+
+    __slots__ = ("data", "grad", "op", "parents", "name", "layer", "_pending")
 
     def topo_order(self):
-        """Every node reachable from this one, parents before children (iterative DFS)."""
-        order, seen, stack = [], set(), [(self, False)]
+        """Every node reachable from this one, each once, parents before children.
+
+        Depth-first with an explicit stack (no recursion, so any depth works): a node seen for
+        the first time goes back on the stack under a ``None`` marker with its parents above
+        it; when the marker comes off, its parents are all listed, and so the node is.
+        """
+        order, seen, stack = [], set(), [self]
+        push, pop = stack.append, stack.pop
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
+            node = pop()
+            if node is None:
+                order.append(pop())
             elif node not in seen:
                 seen.add(node)
-                stack.append((node, True))
-                stack.extend((p, False) for p in node.parents if p not in seen)
+                push(node)
+                push(None)
+                stack += node.parents
         return order
 
     def _backward(self, seed):
-        """Add d self / d node to ``node.grad`` for every node reachable from self."""
+        """Add d self / d node to ``node.grad`` for every node reachable from self (``seed`` = d self / d self)."""
         order = self.topo_order()
-        for node in order:
-            node._pending = None
         self._pending = seed
-        for node in reversed(order):
-            if node._pending is not None:
-                if node.parents:
-                    node._push()
-                node._accumulate()
+        try:
+            for node in reversed(order):  # children first: a node's gradient is complete when it is reached
+                if node._pending is not None:
+                    if node.parents:
+                        node._push()
+                    node._accumulate()
+                    node._pending = None
+        except BaseException:  # leave no half-finished pass behind
+            for node in order:
                 node._pending = None
+            raise
 
     def zero_grad(self):
         """Reset the gradient of every node reachable from this one."""
         for node in self.topo_order():
             node._reset_grad()
+
+    def draw(self, **options):
+        """The graph that ends here as a ``graphviz.Digraph`` (shown inline in Jupyter); options as
+        ``tinygrad_cnn.viz.to_dot``, e.g. ``loss.draw(params=model)``."""
+        from .viz import to_dot  # viz needs the graphviz package; the engines do not
+        return to_dot(self, **options)

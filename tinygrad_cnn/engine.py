@@ -1,9 +1,12 @@
 """The scalar engine: ``Value`` holds one float, records the op that made it, and backpropagates.
 
 Each op computes its result and, beside it, the local derivative d out / d parent for each
-parent; backward multiplies those by the incoming gradient (the chain rule) and adds.
+parent (``_local``, aligned with ``parents``); backward multiplies those by the incoming
+gradient (the chain rule) and adds. Storing numbers instead of a closure per node keeps a
+node small and free of reference cycles, so the garbage collector has little to do.
 """
 import math
+from itertools import product, repeat
 from numbers import Real
 
 import numpy as np
@@ -12,13 +15,23 @@ from .autograd import Node, _layer
 
 
 def _number(x, what):
-    if isinstance(x, (Real, np.bool_)):
+    """``x`` as a float, or a TypeError naming its type."""
+    if type(x) is float or type(x) is int or isinstance(x, (Real, np.bool_)):
         return float(x)
-    raise TypeError(f"Value: {what} must be a real number or a Value, got {type(x).__name__}")
+    raise TypeError(f"Value: {what} must be a real number, got {type(x).__name__}")
+
+
+def _constant(x):
+    """A plain number operand as a leaf Value."""
+    return Value(_number(x, "an operand that is not a Value"))
 
 
 class Value(Node):
-    """A scalar in a computation graph: ``.data`` (float) and ``.grad`` (float, 0.0 at creation)."""
+    """A scalar in a computation graph: ``.data`` (float) and ``.grad`` (float, 0.0 at creation).
+
+    ``Value(2.0, name="a")`` is a leaf. An op makes ``Value(result, parents, op, local)``, where
+    ``local[i]`` is d result / d parents[i], worked out now, in the forward pass.
+    """
 
     __slots__ = ("_local",)
 
@@ -27,7 +40,7 @@ class Value(Node):
         self.grad = 0.0
         self.parents = parents
         self.op = op
-        self._local = local  # d self / d parents[i], computed in the forward pass
+        self._local = local
         self.name = name
         self.layer = _layer[0]
         self._pending = None
@@ -36,29 +49,29 @@ class Value(Node):
         name = f", name={self.name!r}" if self.name else ""
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{name})"
 
-    # --- the ops: forward value and local derivatives side by side -----------------------
+    # --- the ops: forward value and local derivatives side by side ----------------------------
     def __add__(self, other):
-        other = other if type(other) is Value else Value(_number(other, "operand"))
+        other = other if isinstance(other, Value) else _constant(other)
         return Value(self.data + other.data, (self, other), "+", (1.0, 1.0))
 
     def __sub__(self, other):
-        other = other if type(other) is Value else Value(_number(other, "operand"))
+        other = other if isinstance(other, Value) else _constant(other)
         return Value(self.data - other.data, (self, other), "-", (1.0, -1.0))
 
     def __mul__(self, other):
-        other = other if type(other) is Value else Value(_number(other, "operand"))
+        other = other if isinstance(other, Value) else _constant(other)
         return Value(self.data * other.data, (self, other), "*", (other.data, self.data))
 
     def __truediv__(self, other):
-        other = other if type(other) is Value else Value(_number(other, "operand"))
+        other = other if isinstance(other, Value) else _constant(other)
         q = _div(self.data, other.data)
         return Value(q, (self, other), "/", (_div(1.0, other.data), _div(-q, other.data)))
 
     def __pow__(self, k):
         if isinstance(k, Value):
-            raise TypeError("Value ** Value is not supported: the exponent must be a number")
-        k = _number(k, "exponent")
-        return Value(_pow(self.data, k), (self,), f"**{k:g}", (k * _pow(self.data, k - 1),))
+            raise TypeError("Value ** Value is not supported: the exponent must be a number, got Value")
+        k = _number(k, "the exponent")
+        return Value(_pow(self.data, k), (self,), f"**{k:g}", (k * _pow(self.data, k - 1) if k else 0.0,))
 
     def __neg__(self):
         return Value(-self.data, (self,), "neg", (-1.0,))
@@ -71,11 +84,14 @@ class Value(Node):
         return Value(_log(self.data), (self,), "log", (_div(1.0, self.data),))
 
     def relu(self):
-        return Value(self.data if self.data > 0 else 0.0, (self,), "relu", (1.0 if self.data > 0 else 0.0,))
+        x = self.data
+        return Value(0.0, (self,), "relu", (0.0,)) if x <= 0 else Value(x, (self,), "relu", (1.0,))
 
     def leaky_relu(self, negative_slope=0.01):
-        slope = 1.0 if self.data > 0 else _number(negative_slope, "negative_slope")
-        return Value(self.data * slope, (self,), "leaky_relu", (slope,))
+        slope = _number(negative_slope, "negative_slope")
+        if self.data <= 0:
+            return Value(self.data * slope, (self,), "leaky_relu", (slope,))
+        return Value(self.data, (self,), "leaky_relu", (1.0,))
 
     def sigmoid(self):
         s = sigmoid(self.data)
@@ -86,31 +102,33 @@ class Value(Node):
         return Value(t, (self,), "tanh", (1.0 - t * t,))
 
     def max(self, other):
-        """The larger of self and other; the gradient goes to the larger, to self on a tie."""
-        other = other if type(other) is Value else Value(_number(other, "operand"))
-        first = self.data >= other.data or other.data != other.data
-        return Value(self.data if first else other.data, (self, other), "max", (1.0, 0.0) if first else (0.0, 1.0))
+        """The larger of self and other; the gradient goes to the larger, to self on a tie. NaN wins."""
+        other = other if isinstance(other, Value) else _constant(other)
+        if self.data >= other.data or self.data != self.data:
+            return Value(self.data, (self, other), "max", (1.0, 0.0))
+        return Value(other.data, (self, other), "max", (0.0, 1.0))
 
-    # --- reflected forms --------------------------------------------------------------------
+    # --- reflected forms: number op Value ---------------------------------------------------------
     __radd__ = __add__
-
-    def __rsub__(self, other):
-        return Value(_number(other, "operand")) - self
-
     __rmul__ = __mul__
 
-    def __rtruediv__(self, other):
-        return Value(_number(other, "operand")) / self
+    def __rsub__(self, other):
+        return _constant(other) - self
 
-    # --- backward -----------------------------------------------------------------------------
+    def __rtruediv__(self, other):
+        return _constant(other) / self
+
+    # --- backward ----------------------------------------------------------------------------------
     def backward(self):
-        """Add d self / d node to ``.grad`` of every node reachable from self (iterative)."""
+        """Add d self / d node to ``.grad`` of every node reachable from self (iterative: any depth)."""
         self._backward(1.0)
 
     def _push(self):
+        """The chain rule: each parent's pending gradient gets local derivative * this node's."""
         g = self._pending
         for parent, local in zip(self.parents, self._local):
-            parent._pending = local * g if parent._pending is None else parent._pending + local * g
+            p = parent._pending
+            parent._pending = local * g if p is None else p + local * g
 
     def _accumulate(self):
         self.grad += self._pending
@@ -124,15 +142,24 @@ def values(array_like, name=None):
 
     With ``name="X"`` the leaves are named ``X[0,0]``, ``X[0,1]``, ... (``X`` for a 0-d input).
     """
-    data = np.asarray(array_like, dtype=np.float64)
-    out = np.empty(data.shape, dtype=object)
-    for index in np.ndindex(data.shape):
-        label = None if name is None else (f"{name}[{','.join(map(str, index))}]" if index else name)
-        out[index] = Value(float(data[index]), name=label)
-    return out
+    try:
+        data = np.asarray(array_like)
+    except ValueError as e:  # a ragged nesting of lists
+        raise ValueError(f"values: array_like must be a rectangular array of numbers ({e})") from None
+    if data.dtype.kind not in "biuf":  # bool, int, unsigned, float: numbers already
+        for x in data.flat:
+            if not isinstance(x, (Real, np.bool_)):
+                raise TypeError(f"values: array_like must hold real numbers, got {type(x).__name__}")
+    numbers = data.astype(np.float64).ravel().tolist()  # Python floats, row-major
+    indices = product(*map(range, data.shape))  # row-major, as numbers; one () for a 0-d input
+    labels = repeat(None) if name is None else (f"{name}[{','.join(map(str, i))}]" if i else name for i in indices)
+    leaves = [Value(x, name=label) for x, label in zip(numbers, labels)]
+    out = np.empty(len(leaves), dtype=object)
+    out[:] = leaves
+    return out.reshape(data.shape)
 
 
-# IEEE arithmetic on Python floats, as numpy does: inf and nan instead of exceptions.
+# --- IEEE arithmetic on Python floats, as numpy does: inf and nan instead of exceptions -------------
 def _div(a, b):
     try:
         return a / b
@@ -154,13 +181,14 @@ def _log(x):
 
 
 def _pow(x, k):
+    """x ** k as C99 pow: a negative base to a fractional power is nan, overflow and 0 ** negative are inf."""
     try:
         r = x ** k
-    except ZeroDivisionError:  # 0.0 ** negative
-        return math.inf if k != int(k) or int(k) % 2 == 0 else math.copysign(math.inf, x)
-    except OverflowError:
-        return float(np.power(x, k))
-    return r if type(r) is float else math.nan  # a negative base to a fractional power
+    except (ZeroDivisionError, OverflowError):  # 0 ** negative, or a result beyond the float range
+        if x < 0 and k != math.floor(k):
+            return math.nan
+        return math.copysign(math.inf, x) if k % 2 == 1 else math.inf  # odd integer powers keep the sign
+    return r if type(r) is float else math.nan  # Python gives a complex for a negative base to a fraction
 
 
 def sigmoid(x):

@@ -16,7 +16,10 @@ def _name_parameters(model, names, engine):
     """
     for (key, param), short in zip(list(model.named_parameters()), names):
         data = np.asarray(model.state_dict()[key])
-        fresh = make_parameter(data.reshape(data.squeeze().shape), engine, short).reshape(data.shape)
+        if engine == "tensor":  # a Tensor parameter stays a leaf (a reshape would put a node before it)
+            fresh = make_parameter(data, engine, short)
+        else:
+            fresh = make_parameter(data.reshape(data.squeeze().shape), engine, short).reshape(data.shape)
         module_name, _, attr = key.rpartition(".")
         setattr(model[int(module_name)], attr, fresh)
 
@@ -40,7 +43,32 @@ def tiny_cnn10(engine="tensor", kernel=WORKED_KERNEL, b1=WORKED_B1, w4=WORKED_W4
 
 def square_detector15(seed=0, engine="tensor"):
     """The 15-parameter square detector: (N, 1, 6, 6) -> conv 3x3 + ReLU -> max-pool 2x2 -> flatten 4
-    -> linear 4->1 -> sigmoid, initialised as PyTorch would (uniform +-1/sqrt(fan_in)) from ``seed``."""
+    -> linear 4->1 -> sigmoid, initialised as PyTorch would (uniform +-1/sqrt(fan_in)) from ``seed``
+    (an int, or a numpy Generator to draw from)."""
     model = _cnn(3, engine, np.random.default_rng(seed))
     _name_parameters(model, ("F", "b1", "w4", "b4"), engine)
+    model.input_shape = (1, 6, 6)
     return model
+
+
+def _two_conv_net(size, padding, flat, engine, seed):
+    rng = np.random.default_rng(seed)
+    model = Sequential(Conv2d(1, 8, 3, padding=padding, engine=engine, rng=rng), ReLU(), MaxPool2d(2),
+                       Conv2d(8, 16, 3, padding=padding, engine=engine, rng=rng), ReLU(), MaxPool2d(2),
+                       Flatten(), Linear(flat, 10, engine=engine, rng=rng))
+    model.input_shape = (1, size, size)
+    return model
+
+
+def digits_cnn(seed=0, engine="tensor"):
+    """The small CNN for scikit-learn's 8x8 digits: (N, 1, 8, 8) -> conv 1->8 3x3 pad 1 + ReLU -> max-pool 2
+    -> conv 8->16 3x3 pad 1 + ReLU -> max-pool 2 -> flatten 64 -> linear 64->10 (logits). 1,898 parameters,
+    keyed as torch.nn.Sequential keys them (0.weight, 3.weight, 7.weight, ...), initialised as PyTorch
+    would from ``seed`` (an int or a numpy Generator)."""
+    return _two_conv_net(8, 1, 64, engine, seed)
+
+
+def mnist_cnn(seed=0, engine="tensor"):
+    """The LeNet-style CNN for 28x28 MNIST digits: (N, 1, 28, 28) -> conv 1->8 3x3 + ReLU -> max-pool 2 (13x13)
+    -> conv 8->16 3x3 + ReLU -> max-pool 2 (5x5) -> flatten 400 -> linear 400->10 (logits). 5,258 parameters."""
+    return _two_conv_net(28, 0, 400, engine, seed)

@@ -3,13 +3,18 @@
 A few primitives carry a backward rule, each written beside its forward computation
 (``_PRIMITIVES`` below is the whole list); every other operation, conv and pooling
 included, is composed from them, so its gradient comes from the chain rule.
+
+A node made by a primitive keeps one rule per parent, ``rule(g, *saved) -> d loss / d parent``,
+and the backward pass calls only the rules of parents that require a gradient.
 """
 import itertools
+import math
 from contextlib import contextmanager
 
 import numpy as np
 
 from .autograd import Node, _layer
+from .engine import Value
 
 _grad_enabled = [True]
 
@@ -25,32 +30,78 @@ def no_grad():
         _grad_enabled[0] = before
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _as_array(data, dtype):
+    """A fresh float32 or float64 array of ``data`` (float64 unless data or dtype say float32)."""
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, np.ndarray) and data.dtype == object:
-        raise TypeError("Tensor: got a numpy object array (Values?); use the Value engine or pass numbers")
     if dtype is None:
-        arr = np.asarray(data)
-        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+        dtype = data.dtype if isinstance(data, np.ndarray) and data.dtype in _FLOATS else np.float64
+    elif np.dtype(dtype) not in _FLOATS:
+        raise ValueError(f"Tensor: dtype must be float32 or float64, got {np.dtype(dtype)}")
     try:
+        if isinstance(data, np.ndarray) and data.dtype == object and _holds_values(data):
+            raise TypeError
         return np.array(data, dtype=dtype)
     except (TypeError, ValueError) as e:
+        if _holds_values(data):
+            raise TypeError("Tensor: cannot make a Tensor from Values (cannot mix Tensors and Values); "
+                            "use the Value engine for them, or pass numbers") from None
         raise TypeError(f"Tensor: data must be numbers, got {type(data).__name__} ({e})") from None
 
 
+def _holds_values(data):
+    if isinstance(data, (list, tuple, np.ndarray)):
+        return any(map(_holds_values, data))
+    return isinstance(data, Value)
+
+
 def sliding_windows(array, kernel, stride):
-    """View of ``array`` (..., *spatial) as (..., *out, *kernel): each window of the last dims."""
+    """Read-only view of ``array`` (..., *spatial) as (..., *out, *kernel): every window of the last dims.
+
+    out = (size - kernel) // stride + 1 along each of the len(kernel) last dims.
+    """
     k = len(kernel)
-    axes = tuple(range(array.ndim - k, array.ndim))
-    view = np.lib.stride_tricks.sliding_window_view(array, kernel, axis=axes)
-    return view[(Ellipsis,) + tuple(slice(None, None, s) for s in stride) + (slice(None),) * k]
+    size = array.shape[array.ndim - k:]
+    if k > array.ndim or any(w < 1 or s < 1 or w > n for n, w, s in zip(size, kernel, stride)):
+        raise ValueError(f"windows: kernel {tuple(kernel)} with stride {tuple(stride)} does not fit "
+                         f"the last dims of shape {array.shape}")
+    counts = tuple((n - w) // s + 1 for n, w, s in zip(size, kernel, stride))
+    steps = array.strides[array.ndim - k:]
+    shape = array.shape[:array.ndim - k] + counts + tuple(kernel)
+    strides = array.strides[:array.ndim - k] + tuple(t * s for t, s in zip(steps, stride)) + steps
+    if array.dtype != object and array.flags.c_contiguous:  # the fast way to make a strided view
+        view = np.ndarray(shape, array.dtype, array, 0, strides)
+        view.flags.writeable = False
+        return view
+    return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=False)
+
+
+def _make(data, parents, op, rules, saved=()):
+    """The output of a primitive: recorded in the graph when a parent requires grad.
+
+    ``rules[i](g, *saved)`` is d loss / d parents[i] given g = d loss / d output.
+    """
+    out = Tensor.__new__(Tensor)
+    out.data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives scalars for 0-d
+    out.grad = out.name = out._pending = None
+    out.layer = _layer[0]
+    if _grad_enabled[0]:
+        for p in parents:
+            if p.requires_grad:
+                out.requires_grad, out.parents, out.op, out._local = True, parents, op, (rules, saved)
+                return out
+    out.requires_grad, out.parents, out.op, out._local = False, (), "", None
+    return out
 
 
 class Tensor(Node):
     """An n-dimensional array in a computation graph (float64 unless given float32)."""
 
     __slots__ = ("requires_grad", "_local")
+    __array_ufunc__ = None  # numpy defers to Tensor: ndarray + Tensor is Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         self.data = _as_array(data, dtype)
@@ -63,17 +114,6 @@ class Tensor(Node):
         self.layer = _layer[0]
         self._pending = None
 
-    @classmethod
-    def _result(cls, data, parents, op, rule):
-        """The output of an op: recorded in the graph when a parent needs a gradient."""
-        out = cls.__new__(cls)
-        out.data, out.grad, out.name, out.layer, out._pending = data, None, None, _layer[0], None
-        if _grad_enabled[0] and any(p.requires_grad for p in parents):
-            out.requires_grad, out.parents, out.op, out._local = True, parents, op, rule
-        else:
-            out.requires_grad, out.parents, out.op, out._local = False, (), "", None
-        return out
-
     # --- plain attributes -----------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
@@ -84,92 +124,132 @@ class Tensor(Node):
     def __len__(self):
         return len(self.data)
 
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
     def numpy(self):
+        """The data array (shared, as torch's ``numpy()``)."""
         return self.data
 
     def item(self):
         return self.data.item()
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.data, dtype=self.dtype)
+        """The same data (shared, as in torch), cut from the graph."""
+        with no_grad():
+            return _make(self.data, (), "", ())
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, precision=6, separator=', ')}{grad})"
 
     def _other(self, x):
-        return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=self.dtype) if _is_number(x) else x)
+        """The other operand as a Tensor: a number takes self's dtype (as in torch), arrays their own."""
+        if isinstance(x, Tensor):
+            return x
+        if _is_number(x):
+            return _make(np.array(x, dtype=self.data.dtype), (), "", ())
+        return Tensor(x)
 
-    # --- primitives: forward, and backward rule g -> grads of the parents -------------------
+    # --- primitives: forward, and the backward rule of each parent -------------------------
     def _binary(self, other, op):
-        a, b = self, self._other(other)
-        forward, rule = _BINARY[op]
-        x, y = a.data, b.data
+        other = other if type(other) is Tensor else self._other(other)
+        forward, dx, dy = _BINARY[op]
+        x, y = self.data, other.data
         out = forward(x, y)
-        return Tensor._result(out, (a, b), op, lambda g: rule(g, x, y, out))
+        return _make(out, (self, other), op, (dx, dy), (x, y, out))
 
     def _unary(self, op, *args):
-        forward, rule = _UNARY[op]
+        forward, dx = _UNARY[op]
         x = self.data
         out = forward(x, *args)
-        return Tensor._result(out, (self,), op, lambda g: (rule(g, x, out, *args),))
+        return _make(out, (self,), op, (dx,), (x, out, *args))
 
     def sum(self, axis=None, keepdims=False):
-        out = np.sum(self.data, axis=axis, keepdims=keepdims)
-        shape = self.shape
-        return Tensor._result(np.asarray(out), (self,), "sum",
-                              lambda g: (np.broadcast_to(_keep(g, shape, axis, keepdims), shape),))
+        shape = self.data.shape
+        return _make(_reduce(np.add, self.data, axis, keepdims), (self,), "sum",
+                     (lambda g: _expand(_keep(g, shape, axis, keepdims), shape),))
 
     def max(self, axis=None, keepdims=False):
         """Largest entries along ``axis``; the gradient goes to the first largest (row-major)."""
         x = self.data
-        out = np.max(x, axis=axis, keepdims=keepdims)
-        return Tensor._result(np.asarray(out), (self,), "max",
-                              lambda g: (_first_argmax_mask(x, axis) * _keep(g, x.shape, axis, keepdims),))
+        return _make(_reduce(np.maximum, x, axis, keepdims), (self,), "max",
+                     (lambda g: _first_argmax_mask(x, axis) * _keep(g, x.shape, axis, keepdims),))
 
     def __matmul__(self, other):
-        a, b = self, self._other(other)
-        x, y = a.data, b.data
-        if x.ndim < 2 or y.ndim < 2:
-            raise ValueError(f"matmul: both operands need at least 2 dims, got shapes {x.shape} and {y.shape}")
-        if x.shape[-1] != y.shape[-2]:
-            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not align ({x.shape[-1]} != {y.shape[-2]})")
-        return Tensor._result(x @ y, (a, b), "matmul",
-                              lambda g: (g @ np.swapaxes(y, -1, -2), np.swapaxes(x, -1, -2) @ g))
+        other = self._other(other)
+        x, y = self.data, other.data
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError(f"matmul: operands must have at least 1 dim, got shapes {x.shape} and {y.shape}")
+        if x.shape[-1] != y.shape[-2 if y.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not align "
+                             f"({x.shape[-1]} != {y.shape[-2 if y.ndim > 1 else 0]})")
+        if x.ndim == 1 or y.ndim == 1:  # a vector is a one-row (left) or one-column (right) matrix
+            out = (self.reshape(1, -1) if x.ndim == 1 else self) @ (other.reshape(-1, 1) if y.ndim == 1 else other)
+            return out.reshape(out.shape[:-2] + out.shape[-2:-1] * (x.ndim > 1) + out.shape[-1:] * (y.ndim > 1))
+        return _make(x @ y, (self, other), "matmul",
+                     (lambda g: g @ np.swapaxes(y, -1, -2), lambda g: np.swapaxes(x, -1, -2) @ g))
+
+    def tensordot(self, other, axes=2):
+        """Sum of products over self's ``axes[0]`` and other's ``axes[1]`` (np.tensordot); an int n
+        pairs self's last n dims with other's first n. Output: self's free dims, then other's.
+
+        One matrix product a @ b of the inputs as 2-D matrices (free dims x summed dims and
+        summed dims x free dims); the rules are matmul's on those matrices."""
+        other = self._other(other)
+        x, y = self.data, other.data
+        ax_x, ax_y = _contraction_axes(axes, x.shape, y.shape)
+        free_x = [i for i in range(x.ndim) if i not in ax_x]
+        free_y = [i for i in range(y.ndim) if i not in ax_y]
+        a, b = _matrix(x, free_x, ax_x), _matrix(y, ax_y, free_y)
+        out = _product(a, b, like=a).reshape([x.shape[i] for i in free_x] + [y.shape[i] for i in free_y])
+        n = len(free_x)
+        return _make(out, (self, other), "tensordot", (
+            lambda g: _unmatrix(_product(_matrix(g, range(n), range(n, g.ndim)), b.T, like=a), x.shape, free_x, ax_x),
+            lambda g: _unmatrix(_product(a.T, _matrix(g, range(n), range(n, g.ndim)), like=b), y.shape, ax_y, free_y)))
 
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        before = self.shape
-        return Tensor._result(self.data.reshape(shape), (self,), "reshape", lambda g: (g.reshape(before),))
+        before = self.data.shape
+        return _make(self.data.reshape(shape), (self,), "reshape", (lambda g: g.reshape(before),))
 
     def transpose(self, *axes):
+        """Permute the dims (reverse them when no axes are given), as numpy's transpose."""
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         axes = tuple(axes) or tuple(reversed(range(self.ndim)))
-        inverse = tuple(np.argsort(axes))
-        return Tensor._result(self.data.transpose(axes), (self,), "transpose", lambda g: (g.transpose(inverse),))
+        out = self.data.transpose(axes)
+        inverse = _inverse(axes)
+        return _make(out, (self,), "transpose", (lambda g: g.transpose(inverse),))
 
     def pad(self, pads, mode="constant"):
-        """Pad with zeros (``mode="constant"``) or edge copies (``"edge"``); pads as np.pad's."""
-        pads = tuple(tuple(p) for p in pads)
-        return Tensor._result(np.pad(self.data, pads, mode=mode), (self,), f"pad({mode})",
-                              lambda g: (_unpad(g, pads, mode),))
+        """Pad with zeros (``mode="constant"``) or edge copies (``"edge"``); pads as np.pad's
+        ((before, after) for each dim)."""
+        if mode not in ("constant", "edge"):
+            raise ValueError(f"pad: mode must be 'constant' or 'edge', got {mode!r}")
+        pads = tuple((int(a), int(b)) for a, b in pads)
+        if len(pads) != self.ndim or any(a < 0 or b < 0 for a, b in pads):
+            raise ValueError(f"pad: need a (before, after) pair >= 0 for each of the {self.ndim} dims, got {pads}")
+        return _make(np.pad(self.data, pads, mode=mode), (self,), f"pad({mode})",
+                     (lambda g: _unpad(g, pads, mode),))
 
     def __getitem__(self, index):
         index = index.data if isinstance(index, Tensor) else index
-        shape, dtype = self.shape, self.dtype
+        shape = self.data.shape
 
         def rule(g):
-            out = np.zeros(shape, dtype=dtype)
-            np.add.at(out, index, g)
-            return (out,)
-        return Tensor._result(self.data[index], (self,), "index", rule)
+            out = np.zeros(shape, dtype=g.dtype)
+            np.add.at(out, index, g)  # an index array may pick one entry twice: add, not assign
+            return out
+        return _make(self.data[index], (self,), "index", (rule,))
 
-    def windows(self, kernel, stride):
-        """Sliding windows over the last len(kernel) dims: (..., *out, *kernel), a view."""
-        shape = self.shape
-        out = sliding_windows(self.data, kernel, stride)
-        return Tensor._result(out, (self,), "windows", lambda g: (_scatter_windows(g, shape, kernel, stride),))
+    def windows(self, kernel, stride=None):
+        """Sliding windows over the last len(kernel) dims: (..., *spatial) -> (..., *out, *kernel),
+        a view; stride defaults to kernel. The backward adds each window's gradient back."""
+        kernel = tuple(kernel)
+        stride = kernel if stride is None else tuple(stride)
+        shape = self.data.shape
+        return _make(sliding_windows(self.data, kernel, stride), (self,), "windows",
+                     (lambda g: _scatter_windows(g, shape, kernel, stride),))
 
     # --- composed ------------------------------------------------------------------------------
     __add__ = lambda self, o: self._binary(o, "+")
@@ -201,11 +281,15 @@ class Tensor(Node):
         return self._binary(other, "maximum")
 
     def mean(self, axis=None, keepdims=False):
-        count = self.data.size // max(np.asarray(self.data.sum(axis=axis)).size, 1) if self.size else 0
+        count = math.prod(self.data.shape[a] for a in _axes(axis, self.ndim))
         return self.sum(axis=axis, keepdims=keepdims) / count
 
-    def flatten(self, start_dim=0):
-        return self.reshape(self.shape[:start_dim] + (-1,))
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge dims start_dim..end_dim into one (as torch.flatten)."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        return self.reshape(self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:])
 
     # --- backward ------------------------------------------------------------------------------
     def backward(self, grad=None):
@@ -216,41 +300,50 @@ class Tensor(Node):
             if self.size != 1:
                 raise ValueError(f"backward: a gradient is needed for a non-scalar output of shape {self.shape}")
             grad = np.ones(self.shape, dtype=self.dtype)
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"backward: gradient shape {grad.shape} does not match output shape {self.shape}")
         self._backward(grad)
 
     def _push(self):
-        for parent, g in zip(self.parents, self._local(self._pending)):
+        g = self._pending
+        rules, saved = self._local
+        for parent, rule in zip(self.parents, rules):
             if parent.requires_grad:
-                g = _unbroadcast(g, parent.shape)
-                parent._pending = g if parent._pending is None else parent._pending + g
+                d = rule(g, *saved)
+                if d.shape != parent.data.shape:  # the parent was broadcast in the forward pass
+                    d = _unbroadcast(d, parent.data.shape)
+                parent._pending = d if parent._pending is None else parent._pending + d
 
     def _accumulate(self):
-        g = np.asarray(self._pending, dtype=self.dtype)
-        self.grad = g.copy() if self.grad is None else self.grad + g
+        g = self._pending
+        if type(g) is not np.ndarray or g.dtype != self.data.dtype:
+            g = np.asarray(g, dtype=self.data.dtype)
+        if self.grad is not None:
+            self.grad = self.grad + g
+        else:  # a leaf gets its own array; an inner node's may share memory with its neighbours'
+            self.grad = g if self.parents else g.copy()
 
     def _reset_grad(self):
         self.grad = None
 
 
 def _is_number(x):
-    return isinstance(x, (int, float, np.number, np.bool_)) and not isinstance(x, np.ndarray)
+    return isinstance(x, (int, float, np.number, np.bool_))
 
 
-# --- the rules: forward f(x, y) and backward rule(g, x, y, out) -> (dx, dy) ----------------
+# --- the elementwise rules: forward f(x[, y]) and, per input, rule(g, x, [y,] out) -> gradient ---
 def _sigmoid(x):
     e = np.exp(-np.abs(x))  # never overflows
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 _BINARY = {
-    "+": (np.add, lambda g, x, y, out: (g, g)),
-    "-": (np.subtract, lambda g, x, y, out: (g, -g)),
-    "*": (np.multiply, lambda g, x, y, out: (g * y, g * x)),
-    "/": (np.divide, lambda g, x, y, out: (g / y, -g * out / y)),
-    "maximum": (np.maximum, lambda g, x, y, out: (g * (x >= y), g * (x < y))),
+    "+": (np.add, lambda g, x, y, out: g, lambda g, x, y, out: g),
+    "-": (np.subtract, lambda g, x, y, out: g, lambda g, x, y, out: -g),
+    "*": (np.multiply, lambda g, x, y, out: g * y, lambda g, x, y, out: g * x),
+    "/": (np.divide, lambda g, x, y, out: g / y, lambda g, x, y, out: -g * out / y),
+    "maximum": (np.maximum, lambda g, x, y, out: g * (x >= y), lambda g, x, y, out: g * (x < y)),
 }
 _UNARY = {
     "neg": (np.negative, lambda g, x, out: -g),
@@ -260,16 +353,17 @@ _UNARY = {
     "leaky_relu": (lambda x, s: np.where(x > 0, x, x * s), lambda g, x, out, s: g * np.where(x > 0, 1, s)),
     "sigmoid": (_sigmoid, lambda g, x, out: g * out * (1 - out)),
     "tanh": (np.tanh, lambda g, x, out: g * (1 - out * out)),
-    "pow": (lambda x, k: x ** k, lambda g, x, out, k: g * k * x ** (k - 1)),
+    "pow": (lambda x, k: x ** k, lambda g, x, out, k: g * k * x ** (k - 1) if k else g * 0),
 }
-_PRIMITIVES = (*_BINARY, *_UNARY, "sum", "max", "matmul", "reshape", "transpose", "pad", "index", "windows")
+_PRIMITIVES = (*_BINARY, *_UNARY, "sum", "max", "matmul", "tensordot", "reshape", "transpose", "pad", "index",
+               "windows")
 
 
+# --- helpers of the rules ------------------------------------------------------------------------
 def _unbroadcast(g, shape):
     """Sum a gradient of a broadcast result back to the input's shape."""
-    if g.shape == shape:
-        return g
-    g = g.sum(axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    if g.ndim > len(shape):
+        g = g.sum(axis=tuple(range(g.ndim - len(shape))))
     axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
 
@@ -277,25 +371,124 @@ def _unbroadcast(g, shape):
 def _axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
-    return tuple(sorted(a % ndim for a in ((axis,) if np.ndim(axis) == 0 else axis)))
+    return tuple(sorted(a % ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))))
 
 
 def _keep(g, shape, axis, keepdims):
     """A reduction's output gradient reshaped so that it broadcasts against the input."""
     if keepdims:
         return g
-    return np.expand_dims(g, _axes(axis, len(shape))) if len(shape) else g
+    if axis is None:
+        return np.reshape(g, (1,) * len(shape))
+    reduced = _axes(axis, len(shape))
+    return np.reshape(g, tuple(1 if i in reduced else n for i, n in enumerate(shape)))
+
+
+def _expand(g, shape):
+    """``g`` broadcast to ``shape`` as a new array (faster than np.broadcast_to for small arrays)."""
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g
+    return out
+
+
+# numpy reduces over short axes slowly (one inner loop per output): over a pooling window, a few
+# elementwise ufunc calls on whole slices run ~30x faster. Up to _FEW entries per output go that way.
+_FEW = 16
+
+
+def _cells(shape, axes):
+    """Index tuples that pick, in row-major order, each combination of indices along ``axes``
+    (kept as dims of length 1) with all of every other dim."""
+    for combo in itertools.product(*(range(shape[a]) for a in axes)):
+        index = [slice(None)] * len(shape)
+        for a, i in zip(axes, combo):
+            index[a] = slice(i, i + 1)
+        yield tuple(index)
+
+
+def _reduce(ufunc, x, axis, keepdims):
+    """``ufunc.reduce`` of x over ``axis`` (np.add: sum, np.maximum: max) with numpy's axis/keepdims."""
+    axes = _axes(axis, x.ndim)
+    if not 1 < math.prod(x.shape[a] for a in axes) <= _FEW:
+        return ufunc.reduce(x, axis=axes, keepdims=keepdims)
+    first, second, *rest = _cells(x.shape, axes)
+    out = ufunc(x[first], x[second])
+    for index in rest:
+        ufunc(out, x[index], out=out)
+    return out if keepdims else out.reshape([n for a, n in enumerate(x.shape) if a not in axes])
 
 
 def _first_argmax_mask(x, axis):
-    """1 at the first (row-major) largest entry of each reduced group, 0 elsewhere."""
+    """True at the first (row-major) largest entry of each reduced group, False elsewhere."""
     axes = _axes(axis, x.ndim)
+    if math.prod(x.shape[a] for a in axes) <= _FEW:  # walk the group: the first entry equal to the max
+        top = _reduce(np.maximum, x, axes, keepdims=True)
+        mask, taken = np.zeros(x.shape, dtype=bool), np.zeros(top.shape, dtype=bool)
+        for index in _cells(x.shape, axes):
+            hit = (x[index] == top) & ~taken
+            mask[index] = hit
+            taken |= hit
+        return mask
     kept = tuple(a for a in range(x.ndim) if a not in axes)
     moved = x.transpose(kept + axes)
     flat = moved.reshape(moved.shape[:len(kept)] + (-1,))
-    mask = np.zeros_like(flat)
-    np.put_along_axis(mask, np.argmax(flat, axis=-1)[..., None], 1, axis=-1)
-    return mask.reshape(moved.shape).transpose(np.argsort(kept + axes))
+    mask = np.arange(flat.shape[-1]) == np.argmax(flat, axis=-1)[..., None]
+    return mask.reshape(moved.shape).transpose(_inverse(kept + axes))
+
+
+def _contraction_axes(axes, shape_x, shape_y):
+    """tensordot's ``axes`` as two lists of dims, checked against the shapes."""
+    if isinstance(axes, (int, np.integer)):
+        if not 0 <= axes <= min(len(shape_x), len(shape_y)):
+            raise ValueError(f"tensordot: cannot contract {axes} dims of shapes {shape_x} and {shape_y}")
+        ax_x, ax_y = list(range(len(shape_x) - axes, len(shape_x))), list(range(axes))
+    else:
+        ax_x, ax_y = (list(a) if isinstance(a, (tuple, list, range)) else [a] for a in axes)
+        if len(ax_x) != len(ax_y):
+            raise ValueError(f"tensordot: axes {axes} pair {len(ax_x)} dims with {len(ax_y)}")
+        ax_x = [a % len(shape_x) for a in ax_x]
+        ax_y = [a % len(shape_y) for a in ax_y]
+    if any(shape_x[i] != shape_y[j] for i, j in zip(ax_x, ax_y)):
+        raise ValueError(f"tensordot: dims {ax_x} of shape {shape_x} do not match dims {ax_y} of shape {shape_y}")
+    return ax_x, ax_y
+
+
+def _run(x, dims):
+    """How many adjacent numbers in memory the last of ``dims`` spans (0 unless its stride is one number)."""
+    return x.shape[dims[-1]] if dims and x.strides[dims[-1]] == x.itemsize else 0
+
+
+def _matrix(x, rows, cols):
+    """x as a 2-D matrix: the dims ``rows`` (flattened) by the dims ``cols``; a view when x's layout
+    allows, else a copy. numpy copies fastest along long runs of adjacent numbers, so when the rows'
+    last dim runs longer than the columns' (conv windows: the output width against the kernel
+    width) the copy is made column by column and the matrix is its transpose (8x faster there)."""
+    rows, cols = list(rows), list(cols)
+    m, k = math.prod(x.shape[i] for i in rows), math.prod(x.shape[i] for i in cols)
+    if _run(x, rows) > _run(x, cols):
+        return x.transpose(cols + rows).reshape(k, m).T
+    return x.transpose(rows + cols).reshape(m, k)
+
+
+def _unmatrix(d, shape, rows, cols):
+    """The inverse of _matrix: a (rows x cols) matrix back to an array of ``shape``."""
+    if d.flags.f_contiguous and not d.flags.c_contiguous:
+        d, order = d.T, cols + rows
+    else:
+        order = rows + cols
+    return d.reshape([shape[i] for i in order]).transpose(_inverse(order))
+
+
+def _product(p, q, like):
+    """p @ q laid out in memory as ``like`` is (by rows or by columns), so that _unmatrix needs no copy."""
+    if like.flags.f_contiguous and not like.flags.c_contiguous:
+        return (q.T @ p.T).T
+    return p @ q
+
+
+def _inverse(perm):
+    """The permutation that undoes ``perm``."""
+    return sorted(range(len(perm)), key=perm.__getitem__)
 
 
 def _unpad(g, pads, mode):
@@ -306,7 +499,6 @@ def _unpad(g, pads, mode):
         n = g.shape[axis]
         centre = np.take(g, range(before, n - after), axis=axis)
         if mode == "edge":
-            centre = centre.copy()
             first = [slice(None)] * g.ndim
             first[axis] = slice(0, 1)
             last = list(first)
@@ -320,12 +512,19 @@ def _unpad(g, pads, mode):
 def _scatter_windows(g, shape, kernel, stride):
     """The adjoint of sliding_windows: add each window's gradient back where it was read from.
 
-    One strided add per kernel offset (as many adds as kernel entries, each a whole array).
+    Windows that do not overlap (stride >= kernel: pooling) are written in one assignment through
+    a window view of the result; overlapping ones take one strided add per kernel offset (as many
+    adds as kernel entries, each a whole array).
     """
-    k = len(kernel)
     out = np.zeros(shape, dtype=g.dtype)
-    counts = g.shape[-2 * k:-k]
-    for offset in itertools.product(*(range(n) for n in kernel)):
+    if all(s >= k for s, k in zip(stride, kernel)):
+        view = sliding_windows(out, kernel, stride)
+        view.flags.writeable = True  # safe: no two windows share an entry
+        view[...] = g
+        return out
+    k = len(kernel)
+    counts = g.shape[g.ndim - 2 * k:g.ndim - k]
+    for offset in itertools.product(*map(range, kernel)):
         target = tuple(slice(o, o + s * (c - 1) + 1, s) for o, s, c in zip(offset, stride, counts))
         out[(Ellipsis,) + target] += g[(Ellipsis,) + offset]
     return out

@@ -8,7 +8,8 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ()
+from . import graph, train, worked  # noqa: E402  (each command module raises cli.UsageError, looked up when raised)
+COMMANDS = (worked, train, graph)
 
 
 class UsageError(Exception):

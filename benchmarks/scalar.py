@@ -1,0 +1,259 @@
+"""The scalar engine against micrograd 0.1.0, both run in this one process on the same graphs.
+
+    .venv/bin/python -m pip install -e '.[bench]'      # micrograd==0.1.0 and scikit-learn
+    .venv/bin/python benchmarks/scalar.py [--repeat 7] [--cnn-steps 500] [--chain 1000000]
+
+(a) micrograd's demo step: MLP 2-16-16-1 over 100 make_moons points, hinge loss + L2, forward
+    and backward; (b) the 10-parameter CNN of the worked example from scalar ops, hinge loss,
+    and the same net through our nn.functional on Value arrays (what a learner runs);
+    (c) bytes per graph node (tracemalloc); (d) the deepest chain that backpropagates.
+The graphs are built by the same code with each engine's Value class. A step's time is the
+median of --repeat runs (best in brackets); the engines run alternately, and the garbage
+collector is emptied before each run (outside the timing), so both meet the same machine.
+Exits 1 when a target (>= 3x micrograd's speed on both steps, <= 0.3x its bytes per node, a
+--chain-link chain) is missed.
+"""
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+from micrograd.engine import Value as MicroValue
+from sklearn.datasets import make_moons
+
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Value, values
+
+OURS, THEIRS = "tinygrad_cnn", "micrograd"
+ENGINES = {THEIRS: MicroValue, OURS: Value}
+
+
+def count_nodes(root):
+    """Distinct nodes reachable from root (micrograd keeps parents in ``_prev``, we in ``parents``)."""
+    seen, stack = {id(root)}, [root]
+    while stack:
+        node = stack.pop()
+        for p in getattr(node, "parents", None) or getattr(node, "_prev", ()):
+            if id(p) not in seen:
+                seen.add(id(p))
+                stack.append(p)
+    return len(seen)
+
+
+# --- (a) micrograd's demo: MLP 2-16-16-1, hinge loss, L2 ---------------------------------------------
+def mlp_parameters(V, sizes=(2, 16, 16, 1), seed=1337):
+    """[[(weights, bias) per neuron] per layer], initialised as micrograd.nn does (same numbers for any V)."""
+    rng = random.Random(seed)
+    return [[([V(rng.uniform(-1, 1)) for _ in range(nin)], V(0.0)) for _ in range(nout)]
+            for nin, nout in zip(sizes, sizes[1:])]
+
+
+def mlp(layers, x):
+    """micrograd.nn.MLP's forward: act = sum(w_i x_i) + b, ReLU on every layer but the last."""
+    for i, layer in enumerate(layers):
+        last = i == len(layers) - 1
+        acts = [sum((wi * xi for wi, xi in zip(w, x)), b) for w, b in layer]
+        x = acts if last else [a.relu() for a in acts]
+    return x[0]
+
+
+def moons_loss(V, layers, X, y):
+    """micrograd demo's loss: mean(relu(1 - y * score)) + 1e-4 * sum(p * p) over all parameters."""
+    scores = [mlp(layers, [V(a), V(b)]) for a, b in X]
+    losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    reg_loss = 1e-4 * sum(p * p for p in flat(layers))
+    return data_loss + reg_loss
+
+
+def flat(layers):
+    return [p for layer in layers for w, b in layer for p in w + [b]]
+
+
+def moons_data():
+    X, y = make_moons(n_samples=100, noise=0.1, random_state=1337)
+    return X.tolist(), (y * 2 - 1).astype(float).tolist()
+
+
+# --- (b) the worked example's CNN from scalar ops ------------------------------------------------------
+X5 = [[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]]
+KERNEL, B1, W4, B4, LABEL = [[1, -1], [-1, 1]], 1, [-1, 1, -1, 1], 0, 1.0
+
+
+def cnn_parameters(V):
+    return [[V(float(k)) for k in row] for row in KERNEL], V(float(B1)), [V(float(w)) for w in W4], V(float(B4))
+
+
+def relu_max(a, b):
+    """max(a, b) from ops micrograd has: a + relu(b - a) (the gradient goes to a on a tie)."""
+    return a + (b - a).relu()
+
+
+def cnn_loss(V, params, vmax=relu_max):
+    """conv 2x2 (stride 1) + b1, ReLU, max-pool 2x2, linear 4->1, hinge loss relu(1 - y z4)."""
+    kernel, b1, w4, b4 = params
+    x = [[V(float(v)) for v in row] for row in X5]
+    z1 = [[sum((kernel[a][b] * x[i + a][j + b] for a in range(2) for b in range(2)), b1) for j in range(4)]
+          for i in range(4)]
+    a1 = [[z.relu() for z in row] for row in z1]
+    a2 = [vmax(vmax(a1[i][j], a1[i][j + 1]), vmax(a1[i + 1][j], a1[i + 1][j + 1])) for i in (0, 2) for j in (0, 2)]
+    z4 = sum((w * a for w, a in zip(w4, a2)), b4)
+    return (1 + -LABEL * z4).relu()
+
+
+def cnn_leaves(params):
+    kernel, b1, w4, b4 = params
+    return [v for row in kernel for v in row] + [b1, *w4, b4]
+
+
+def functional_parameters():
+    return (values(np.reshape(KERNEL, (1, 1, 2, 2)), "F"), values([B1], "b1"), values([W4], "w4"),
+            values([B4], "b4"))
+
+
+def functional_loss(params):
+    """The same net as a learner writes it with tinygrad_cnn.nn.functional on Value arrays."""
+    kernel, b1, w4, b4 = params
+    x = values(np.reshape(X5, (1, 1, 5, 5)), "X")
+    a2 = F.max_pool2d(F.relu(F.conv2d(x, kernel, b1)), 2)
+    z4 = F.linear(F.flatten(a2), w4, b4)
+    return (1 - LABEL * z4[0, 0]).relu()
+
+
+# --- timing --------------------------------------------------------------------------------------------
+def step_fn(build, leaves, steps=1):
+    """``steps`` training steps' autograd work: zero the parameters' grads, forward, backward.
+    Returns the last loss (a CNN step is too short to time alone, so a run does many)."""
+    def run():
+        for _ in range(steps):
+            for p in leaves:
+                p.grad = 0.0
+            loss = build()
+            loss.backward()
+        return loss
+    return run
+
+
+def time_runs(runs, repeat):
+    """{name: [seconds per run]}: the runs take turns, the collector emptied before each."""
+    times = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def report(title, runs, repeat, steps=1):
+    """Time the runs (``steps`` steps each), print a table, return {name: median seconds per step}."""
+    nodes = {name: count_nodes(run()) for name, run in runs.items()}  # also a warm-up run
+    times = {name: [t / steps for t in ts] for name, ts in time_runs(runs, repeat).items()}
+    median = {name: statistics.median(t) for name, t in times.items()}
+    best = {name: min(t) for name, t in times.items()}
+    print(f"\n{title}\n  median of {repeat} runs, best in brackets; speed-up = {THEIRS}'s time / the engine's")
+    print(f"  {'engine':<30}{'ms/step':>20}{'nodes':>8}{'us/node':>9}{'speed-up':>18}")
+    for name in runs:
+        ms = f"{median[name] * 1e3:.3f} [{best[name] * 1e3:.3f}]"
+        speedup = f"{median[THEIRS] / median[name]:.2f}x [{best[THEIRS] / best[name]:.2f}x]"
+        print(f"  {name:<30}{ms:>20}{nodes[name]:>8}{median[name] / nodes[name] * 1e6:>9.2f}{speedup:>18}")
+    return median
+
+
+# --- (c) memory and (d) depth ---------------------------------------------------------------------------
+def bytes_per_node(V, X, y):
+    """Bytes the moons step's graph holds per node (tracemalloc), after the forward and after backward."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    loss = moons_loss(V, mlp_parameters(V), X, y)
+    forward = tracemalloc.get_traced_memory()[0] - before
+    loss.backward()
+    backward = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    n = count_nodes(loss)
+    return forward / n, backward / n
+
+
+def backpropagates(V, links):
+    """Whether the chain x = x + 1.0 (``links`` times) backpropagates to its start."""
+    x = start = V(0.5)
+    for _ in range(links):
+        x = x + 1.0
+    try:
+        x.backward()
+    except RecursionError:
+        return False
+    return start.grad == 1
+
+
+def deepest_chain(V, limit):
+    """The most links (up to ``limit``) that backpropagate: double while it works, then bisect."""
+    good, bad = 0, 1
+    while bad <= limit and backpropagates(V, bad):
+        good, bad = bad, bad * 2
+    bad = min(bad, limit + 1)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if backpropagates(V, mid) else (good, mid)
+    return good
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per engine and graph (the median is used)")
+    parser.add_argument("--cnn-steps", type=int, default=500, help="CNN steps per timed run")
+    parser.add_argument("--chain", type=int, default=10 ** 6, help="links of the chain our engine must backpropagate")
+    args = parser.parse_args(argv)
+    print(f"Python {sys.version.split()[0]}, recursion limit {sys.getrecursionlimit()}, numpy {np.__version__}")
+    ok = True
+
+    X, y = moons_data()
+    moons = {}
+    for name, V in ENGINES.items():
+        layers = mlp_parameters(V)
+        moons[name] = step_fn(lambda V=V, layers=layers: moons_loss(V, layers, X, y), flat(layers))
+    median = report("(a) micrograd's demo step: MLP 2-16-16-1, 100 moons, hinge loss + L2, forward + backward",
+                    moons, args.repeat)
+    ok &= median[THEIRS] / median[OURS] >= 3
+
+    cnn, n = {}, args.cnn_steps
+    for name, V in ENGINES.items():
+        params = cnn_parameters(V)
+        cnn[name] = step_fn(lambda V=V, params=params: cnn_loss(V, params), cnn_leaves(params), n)
+    params = cnn_parameters(Value)
+    cnn[f"{OURS} (Value.max)"] = step_fn(lambda: cnn_loss(Value, params, Value.max), cnn_leaves(params), n)
+    fparams = functional_parameters()
+    cnn[f"{OURS} (nn.functional)"] = step_fn(lambda: functional_loss(fparams), [v for p in fparams for v in p.flat], n)
+    median = report(f"(b) the worked example's 10-parameter CNN, hinge loss, forward + backward ({n} steps a run)",
+                    cnn, args.repeat, n)
+    ok &= median[THEIRS] / median[OURS] >= 3
+
+    print("\n(c) bytes per graph node, the moons step's graph (tracemalloc)")
+    memory = {name: bytes_per_node(V, X, y) for name, V in ENGINES.items()}
+    for name, (forward, backward) in memory.items():
+        print(f"  {name:<30}{forward:>6.0f} after the forward ({forward / memory[THEIRS][0]:.2f}x), "
+              f"{backward:.0f} after backward")
+    ok &= memory[OURS][0] <= 0.3 * memory[THEIRS][0]
+
+    print("\n(d) the deepest chain x = x + 1.0 that backpropagates (links; 2 nodes a link)")
+    print(f"  {THEIRS:<30}{deepest_chain(MicroValue, args.chain):>8}")
+    gc.collect()
+    start = time.perf_counter()
+    ours = backpropagates(Value, args.chain)
+    print(f"  {OURS:<30}{args.chain if ours else 'FAILED':>8}  (built and backpropagated in "
+          f"{time.perf_counter() - start:.1f} s)")
+    ok &= ours
+
+    print(f"\ntargets (>= 3x micrograd's speed on (a) and (b), <= 0.3x its bytes per node, "
+          f"a {args.chain}-link chain): {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The Tensor engine against PyTorch's CPU build, both run in this one process on the same nets.
+
+    .venv/bin/python -m pip install -e '.[parity]'     # torch 2.13.0 (CPU)
+    .venv/bin/python benchmarks/tensor.py [--repeat 15] [--threads N]
+
+(a) one training step (zero_grad, forward, cross-entropy, backward, SGD) of a LeNet-style net,
+    float32, batch 64 of 1x28x28: conv 1->8 3x3, ReLU, max-pool 2, conv 8->16 3x3, ReLU,
+    max-pool 2, linear 400->10. Goal: at most 4x PyTorch's step time (aim: 2x).
+(b) the 10-parameter CNN of the worked example (conv 2x2, ReLU, max-pool 2, linear 4->1,
+    sigmoid, binary cross-entropy), batch 1, float64: zero_grad, forward and backward.
+    Goal: at most 1.5x PyTorch (aim: beat it).
+(c) the same 10-parameter net at scalar level: the Value engine through nn.functional.
+
+Both sides start from the same weights and data (the first losses are printed side by side).
+A step's time is the median over --repeat rounds of the mean of a batch of steps (best also
+shown); the two sides run alternately, round by round, and the garbage collector runs
+(outside the timing) before each batch, so both meet the same machine. PyTorch gets as many
+threads as numpy's BLAS has (threadpoolctl tells, when installed; else the CPU count), or
+--threads N for both.
+"""
+import argparse
+import gc
+import os
+import statistics
+import time
+
+import numpy as np
+
+import tinygrad_cnn.nn as nn
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Tensor, values
+from tinygrad_cnn.models import tiny_cnn10
+from tinygrad_cnn.optim import SGD
+
+X10 = np.array([[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]],
+               dtype=np.float64).reshape(1, 1, 5, 5)
+
+
+def blas_threads(requested):
+    """Set (when requested) and return the thread count of numpy's BLAS."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return requested or int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count())
+    if requested:
+        threadpool_limits(requested, user_api="blas")
+    counts = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    return max(counts) if counts else 1
+
+
+def timed(step, steps):
+    """Mean seconds per call of ``step`` over ``steps`` calls (garbage collected beforehand)."""
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def race(sides, repeat, batch_seconds=0.1):
+    """{name: (median, best)} seconds per step, the sides timed alternately, round by round.
+
+    Each side's batch has as many steps as take about ``batch_seconds`` (measured once first)."""
+    steps = {name: max(1, round(batch_seconds / timed(step, 3))) for name, step in sides.items()}
+    times = {name: [] for name in sides}
+    for _ in range(repeat):
+        for name, step in sides.items():
+            times[name].append(timed(step, steps[name]))
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+
+
+# --- (a) LeNet-style training step, float32, batch 64 ---------------------------------------------
+def lenet_ours(rng):
+    return nn.Sequential(nn.Conv2d(1, 8, 3, rng=rng, dtype=np.float32), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, rng=rng, dtype=np.float32), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(400, 10, rng=rng, dtype=np.float32))
+
+
+def lenet_torch(torch, state):
+    tnn = torch.nn
+    net = tnn.Sequential(tnn.Conv2d(1, 8, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(8, 16, 3), tnn.ReLU(),
+                         tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(400, 10))
+    net.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    return net
+
+
+def training_steps(torch, lr=0.01):
+    """The two step functions of (a), each returning its loss, from the same weights and data."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=64)
+    model = lenet_ours(rng)
+    opt = SGD(model.parameters(), lr=lr)
+    xt = Tensor(x)
+
+    def ours():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xt), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    sides = {"tinygrad_cnn": ours}
+    if torch is not None:
+        net = lenet_torch(torch, model.state_dict())
+        topt = torch.optim.SGD(net.parameters(), lr=lr)
+        tx, ty = torch.tensor(x), torch.tensor(y)
+
+        def theirs():
+            topt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(tx), ty)
+            loss.backward()
+            topt.step()
+            return loss.item()
+        sides["PyTorch"] = theirs
+    return sides
+
+
+# --- (b) and (c) the 10-parameter network, batch 1, float64 ------------------------------------------
+def cnn10_steps(torch):
+    """Step functions (forward + backward of the BCE loss) for our two engines and PyTorch."""
+    tensor_model, x = tiny_cnn10(), Tensor(X10)
+    value_model, xv = tiny_cnn10(engine="value"), values(X10, "X")
+
+    def ours_tensor():
+        tensor_model.zero_grad()
+        loss = F.binary_cross_entropy(tensor_model(x), [[1.0]])
+        loss.backward()
+        return loss.item()
+
+    def ours_value():
+        value_model.zero_grad()
+        loss = F.binary_cross_entropy(value_model(xv), [[1.0]])
+        loss.backward()
+        return loss.data
+    sides = {"tinygrad_cnn Tensor": ours_tensor, "tinygrad_cnn Value": ours_value}
+    if torch is not None:
+        tnn = torch.nn
+        net = tnn.Sequential(tnn.Conv2d(1, 1, 2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(4, 1),
+                             tnn.Sigmoid()).double()
+        net.load_state_dict({k: torch.tensor(v) for k, v in tensor_model.state_dict().items()})
+        tx, target = torch.tensor(X10), torch.ones(1, 1, dtype=torch.float64)
+
+        def theirs():
+            net.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy(net(tx), target)
+            loss.backward()
+            return loss.item()
+        sides["PyTorch"] = theirs
+    return sides
+
+
+def report(title, sides, repeat, unit, scale, goal=None, reference="PyTorch", first=None):
+    """Race the sides and print their first losses, times, ratios to ``reference`` and the goal
+    ``(name, at most, aim)`` met or not."""
+    first = first or {name: step() for name, step in sides.items()}
+    print(f"\n{title}")
+    print("  first loss: " + ", ".join(f"{name} {value:.10g}" for name, value in first.items()))
+    results = race(sides, repeat)
+    for name, (median, best) in results.items():
+        line = f"  {name:<20} {median * scale:9.1f} {unit} per step (best {best * scale:.1f})"
+        if reference in results and name != reference:
+            ratio = median / results[reference][0]
+            line += f"   {ratio:6.2f}x {reference}"
+            if goal and goal[0] == name:
+                line += f"   goal <= {goal[1]}x (aim {goal[2]}x): {'met' if ratio <= goal[1] else 'NOT met'}"
+        print(line)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=15, help="rounds per race (default 15)")
+    parser.add_argument("--threads", type=int, default=0, help="threads for numpy's BLAS and PyTorch "
+                        "(default: numpy's as it is)")
+    args = parser.parse_args(argv)
+    threads = blas_threads(args.threads)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("PyTorch is not installed (pip install -e '.[parity]'): our engines only, no ratios")
+    else:
+        torch.set_num_threads(threads)
+        print(f"PyTorch {torch.__version__}, torch.set_num_threads({threads}): the thread count of numpy's BLAS")
+    print(f"numpy {np.__version__}, BLAS threads {threads}, {os.cpu_count()} CPUs")
+
+    lenet = training_steps(torch)
+    start = time.perf_counter()
+    first = {"tinygrad_cnn": lenet["tinygrad_cnn"]()}
+    print(f"\nthe first LeNet step of tinygrad_cnn (no warm-up) took {(time.perf_counter() - start) * 1e3:.1f} ms")
+    first.update({name: step() for name, step in lenet.items() if name not in first})
+    report("(a) LeNet-style training step, float32, batch 64x1x28x28 (forward, backward, SGD)",
+           lenet, args.repeat, "ms", 1e3, goal=("tinygrad_cnn", 4, 2), first=first)
+    report("(b, c) 10-parameter CNN, batch 1, float64: forward + backward",
+           cnn10_steps(torch), args.repeat, "us", 1e6, goal=("tinygrad_cnn Tensor", 1.5, 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""`tinygrad-cnn graph`: the default picture, the formats and levels, bad options (exit 2), and
+what happens without Graphviz's dot (exit 1 for pictures; --format dot still works)."""
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tinygrad_cnn import worked as W
+from tinygrad_cnn.cli import graph, main
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def run(capsys, *argv):
+    status = main(["graph", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def node_texts(path):
+    tree = ET.parse(path)
+    return {g.findtext(f"{SVG}title"): [t.text.strip() for t in g.iter(f"{SVG}text") if t.text and t.text.strip()]
+            for g in tree.iter(f"{SVG}g") if g.get("class") == "node"}
+
+
+@needs_dot
+def test_default_writes_the_scalar_graph_of_the_10_parameter_network_to_graph_svg(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys)
+    assert (status, out, err) == (0, "graph.svg\n", "")
+    nodes = node_texts(tmp_path / "graph.svg")
+    names = {texts[0] for title, texts in nodes.items() if re.fullmatch(r"v\d+", title)}
+    assert {"F[0,0]", "F[0,1]", "F[1,0]", "F[1,1]", "b1", "w4[0]", "w4[1]", "w4[2]", "w4[3]", "b4"} <= names
+    loss = W.work("cnn10", "value").root
+    order = loss.topo_order()
+    drawn = [t for t in nodes if re.fullmatch(r"[vo]\d+", t)]
+    unnamed_leaves = [n for n in order if not n.parents and n.name is None]   # folded into their ops
+    assert len(drawn) == len(order) - len(unnamed_leaves) + sum(1 for n in order if n.parents)
+    title = ET.parse(tmp_path / "graph.svg").getroot().find(f"{SVG}g").findtext(f"{SVG}text")
+    assert title.startswith("cnn10: the 10-parameter CNN") and "scalar graph after loss.backward()" in title
+
+
+@needs_dot
+@pytest.mark.parametrize("argv, suffix, magic", [
+    (["--level", "tensor"], "svg", b"<?xml"), (["--format", "png"], "png", b"\x89PNG"),
+    (["--model", "square15", "--collapse", "--hide", "grad"], "svg", b"<?xml")])
+def test_levels_models_and_formats(capsys, tmp_path, argv, suffix, magic):
+    path = tmp_path / f"out.{suffix}"
+    status, out, err = run(capsys, "-o", str(path), *argv)
+    assert (status, out.strip(), err) == (0, str(path), "")
+    assert path.read_bytes().startswith(magic)
+    if "--hide" in argv:
+        text = path.read_text(encoding="utf-8")
+        assert ">grad " not in text and ">data " in text and ">conv<" in text
+
+
+def test_dot_format_needs_no_graphviz_program(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    path = tmp_path / "g.dot"
+    status, out, err = run(capsys, "-o", str(path))
+    assert status == 0 and out.strip() == str(path)
+    again = graph.draw(W.work("cnn10", "value"), str(tmp_path / "again.dot"), "dot")
+    assert path.read_text(encoding="utf-8") == Path(again).read_text(encoding="utf-8")
+    assert path.read_text(encoding="utf-8").startswith("digraph computation_graph {")
+
+
+def test_without_dot_a_picture_fails_with_one_line_naming_the_install_command(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    status, out, err = run(capsys, "-o", str(tmp_path / "g.svg"))
+    assert status == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "'dot'" in err and "apt-get install graphviz" in err and "brew install graphviz" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-o", "nowhere/g.svg"], "-o: expected a path in an existing folder"),
+    (["-o", "g.png", "--format", "svg"], "--format svg does not match the suffix of -o g.png"),
+    (["--max-nodes", "-3"], "--max-nodes: expected a number >= 0, got -3")])
+def test_bad_options_print_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and err.startswith(f"tinygrad-cnn graph: {message}")
+    assert len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_too_many_nodes_warns_on_stderr_and_still_writes(capsys, tmp_path):
+    path = tmp_path / "g.dot"
+    status, out, err = run(capsys, "-o", str(path), "--max-nodes", "100")
+    assert status == 0 and "more than max_nodes=100 to draw: every layer is collapsed" in err
+    assert "label=conv" in path.read_text(encoding="utf-8")
+
+
+def test_console_script_runs_the_command(tmp_path):
+    exe = shutil.which("tinygrad-cnn", path=str(Path(sys.executable).parent))
+    out = subprocess.run([exe or sys.executable, *([] if exe else ["-m", "tinygrad_cnn"]), "graph", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "--level {scalar,tensor}" in out.stdout and "--format" in out.stdout

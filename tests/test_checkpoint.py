@@ -1,0 +1,234 @@
+"""tinygrad_cnn.checkpoint: round trips, exact resume, atomic writes, and refusing bad files."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Tensor, checkpoint, data
+from tinygrad_cnn.checkpoint import CheckpointError
+from tinygrad_cnn.models import square_detector15, tiny_cnn10
+from tinygrad_cnn.optim import SGD, Adam
+
+X, Y = data.squares(64, seed=0)
+
+
+def train(model, optimizer, steps, first_step=0):
+    """``steps`` mini-batch steps of binary cross-entropy on the squares; batch order from the step number."""
+    for step in range(first_step, first_step + steps):
+        xb, yb = next(data.batches(X, Y, 16, seed=step))
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy(model(Tensor(xb)).reshape(len(yb)), yb)
+        loss.backward()
+        optimizer.step()
+
+
+def params(model):
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda p: Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-7),
+                                            lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3)])
+def test_resume_continues_to_the_same_numbers(tmp_path, make_optimizer):
+    model = square_detector15(seed=1)
+    optimizer = make_optimizer(model.parameters())
+    train(model, optimizer, 3)
+    checkpoint.save(tmp_path / "ck.npz", model, optimizer, epoch=3)
+    train(model, optimizer, 4, first_step=3)
+
+    resumed = square_detector15(seed=2)
+    fresh_optimizer = type(optimizer)(resumed.parameters(), lr=1.0)  # hyper-parameters come from the file
+    assert checkpoint.restore(tmp_path / "ck.npz", resumed, fresh_optimizer) == 3
+    assert fresh_optimizer.lr == optimizer.lr
+    train(resumed, fresh_optimizer, 4, first_step=3)
+    assert_same(params(resumed), params(model))  # bit for bit
+
+
+def test_round_trip_of_model_optimizer_and_epoch(tmp_path):
+    model = square_detector15(seed=3)
+    optimizer = Adam(model.parameters(), lr=0.01)
+    train(model, optimizer, 2)
+    checkpoint.save(tmp_path / "ck.npz", model, optimizer, epoch=np.int64(7))
+    loaded = checkpoint.load(tmp_path / "ck.npz")
+    assert_same(loaded["model"], model.state_dict())
+    assert loaded["epoch"] == 7 and isinstance(loaded["epoch"], int)
+    assert loaded["optimizer"]["type"] == "Adam"
+    assert loaded["optimizer"]["hyperparameters"] == {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8}
+    assert_same(loaded["optimizer"]["state"], optimizer.state_dict())
+    # the checkpoint classifies as the model did
+    other = square_detector15(seed=4)
+    other.load_state_dict(loaded["model"])
+    np.testing.assert_array_equal(other(Tensor(X)).data, model(Tensor(X)).data)
+
+
+def test_model_only_checkpoint_and_the_value_engine(tmp_path):
+    model = tiny_cnn10(engine="value")
+    checkpoint.save(tmp_path / "plain", model)  # any name: the path is used as given
+    loaded = checkpoint.load(tmp_path / "plain")
+    assert loaded["optimizer"] is None and loaded["epoch"] is None
+    assert_same(loaded["model"], model.state_dict())
+    target = tiny_cnn10(engine="value", kernel=np.zeros((2, 2)), b1=0.0, w4=np.zeros(4))
+    assert checkpoint.restore(tmp_path / "plain", target) is None
+    assert_same(target.state_dict(), model.state_dict())
+    with pytest.raises(CheckpointError, match="holds no optimiser state to resume SGD"):
+        checkpoint.restore(tmp_path / "plain", target, SGD(target.parameters(), lr=0.1))
+
+
+def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "ck.npz"
+    model = square_detector15(seed=5)
+    checkpoint.save(path, model, epoch=1)
+    before = path.read_bytes()
+
+    def fail_halfway(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fail_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, square_detector15(seed=6), epoch=2)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ck.npz"]
+    assert checkpoint.load(path)["epoch"] == 1
+    mode = os.stat(path).st_mode & 0o777
+    assert mode == 0o666 & ~_umask()  # a normal file, not mkstemp's private 0o600
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_save_refuses_non_finite_parameters_and_bad_epochs(tmp_path):
+    model = square_detector15()
+    model[0].weight.data[0, 0, 1, 1] = np.nan
+    with pytest.raises(CheckpointError, match="model parameter 0.weight holds non-finite values"):
+        checkpoint.save(tmp_path / "ck.npz", model)
+    with pytest.raises(CheckpointError, match="epoch must be an int >= 0"):
+        checkpoint.save(tmp_path / "ck.npz", square_detector15(), epoch=1.5)
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
+        checkpoint.save(tmp_path / "nowhere" / "ck.npz", square_detector15())
+    assert not os.listdir(tmp_path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.mkdir, ("/tmp/tinygrad_cnn_pwned",))
+
+
+def _foreign_files(tmp_path):
+    good = tmp_path / "good.npz"
+    model = square_detector15()
+    checkpoint.save(good, model, Adam(model.parameters()), epoch=1)
+    raw = good.read_bytes()
+    central = raw.index(b"PK\x01\x02")  # the first central-directory entry; its compression method is at +10
+    marker = {"__format__": np.array(checkpoint.FORMAT)}
+    weights = {f"model/{k}": v for k, v in model.state_dict().items()}
+    cases = {
+        "empty": (b"", "truncated or corrupt"),
+        "truncated": (raw[: len(raw) // 2], "truncated or corrupt"),
+        "flipped data byte": (raw.replace(checkpoint.FORMAT.encode("utf-32-le"),
+                                          checkpoint.FORMAT[:-1].encode("utf-32-le") + "2".encode("utf-32-le")),
+                              "Bad CRC-32"),
+        "unknown compression": (raw[:central + 10] + bytes([99, 0]) + raw[central + 12:],
+                                "compression method is not supported"),
+        "text": (b"hello, I am not a checkpoint\n", "not an .npz archive \\(and never unpickled"),
+        "pickle": (pickle.dumps(_Evil()), "not an .npz archive \\(and never unpickled"),
+        "npy": (np.array([1.0, 2.0]), "a .npy array, not an .npz archive"),
+        "npz of pickled objects": (dict(marker, **weights, evil=np.array([_Evil()], dtype=object)),
+                                   "an entry holds pickled objects, which are never loaded"),
+        "foreign npz": (dict(weights), "no 'tinygrad_cnn.checkpoint/1' format marker"),
+        "newer format": (dict(weights, __format__=np.array("tinygrad_cnn.checkpoint/9")),
+                         "format 'tinygrad_cnn.checkpoint/9', this version reads"),
+        "unexpected entry": (dict(marker, **weights, notes=np.array([1.0])), "unexpected entry 'notes'"),
+        "no parameters": (dict(marker), "holds no model parameters"),
+        "text parameter": (dict(marker, **{"model/0.weight": np.array(["a"])}), "model parameter 0.weight holds <U1"),
+        "nan parameter": (dict(marker, **{"model/0.bias": np.array([np.nan])}), "0.bias holds non-finite"),
+        "stray optimiser state": (dict(marker, **weights, **{"optimizer/state/0.step": np.array(1)}),
+                                  "optimiser entries without optimizer/type"),
+        "text hyper-parameter": (dict(marker, **weights, **{"optimizer/type": np.array("SGD"),
+                                                            "optimizer/hyperparameters/lr": np.array("0.1")}),
+                                 "optimizer/hyperparameters/lr holds <U3, not numbers"),
+    }
+    for name, (content, words) in cases.items():
+        path = tmp_path / name.replace(" ", "_")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, dict):
+            with open(path, "wb") as f:
+                np.savez(f, **content)
+        else:
+            with open(path, "wb") as f:
+                np.save(f, content)
+        yield name, path, words
+
+
+def test_load_refuses_missing_truncated_foreign_and_pickled_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        checkpoint.load(tmp_path / "absent.npz")
+    for name, path, words in _foreign_files(tmp_path):
+        with pytest.raises(CheckpointError, match=words) as info:
+            checkpoint.load(path)
+            pytest.fail(f"{name}: loaded")
+        assert str(path) in str(info.value), name
+    assert not os.path.exists("/tmp/tinygrad_cnn_pwned")  # nothing was unpickled
+
+
+def _adam_after_training(seed):
+    model = square_detector15(seed=seed)
+    optimizer = Adam(model.parameters(), lr=0.02)
+    train(model, optimizer, 1)
+    return model, optimizer
+
+
+@pytest.mark.parametrize("case", ["other model", "other optimiser", "forged state shape", "forged state index"])
+def test_restore_that_does_not_fit_changes_nothing(tmp_path, case):
+    path = tmp_path / "ck.npz"
+    source, source_optimizer = _adam_after_training(seed=7)
+    if case == "other model":
+        source, source_optimizer = tiny_cnn10(), Adam(tiny_cnn10().parameters())
+    checkpoint.save(path, source, source_optimizer, epoch=1)
+    if case.startswith("forged"):
+        arrays = dict(np.load(path))
+        if case == "forged state shape":
+            arrays["optimizer/state/0.exp_avg"] = np.zeros((2, 2))
+        else:
+            arrays["optimizer/state/9.exp_avg"] = np.zeros(1)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    model, optimizer = _adam_after_training(seed=8)
+    if case == "other optimiser":
+        optimizer = SGD(model.parameters(), lr=0.1)
+    before, state_before, lr_before = params(model), dict(optimizer.state_dict()), optimizer.lr
+    words = {"other model": "does not fit the model: .*0.weight has shape \\(1, 1, 2, 2\\)",
+             "other optimiser": "holds Adam state, the optimiser is SGD",
+             "forged state shape": "0.exp_avg has shape \\(2, 2\\), parameter 0 has shape \\(1, 1, 3, 3\\)",
+             "forged state index": "'9.exp_avg' names no parameter"}[case]
+    with pytest.raises(CheckpointError, match=words):
+        checkpoint.restore(path, model, optimizer)
+    assert_same(params(model), before)
+    assert_same(optimizer.state_dict(), state_before)
+    assert optimizer.lr == lr_before
+
+
+def test_restore_reports_missing_keys(tmp_path):
+    path = tmp_path / "ck.npz"
+    source = square_detector15()
+    checkpoint.save(path, source)
+    arrays = dict(np.load(path))
+    del arrays["model/4.bias"]
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    model = square_detector15(seed=9)
+    before = params(model)
+    with pytest.raises(CheckpointError, match=r"missing keys \['4.bias'\]"):
+        checkpoint.restore(path, model)
+    assert_same(params(model), before)

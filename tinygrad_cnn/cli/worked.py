@@ -1,0 +1,200 @@
+"""``tinygrad-cnn worked``: every number of a small CNN's forward and backward pass, in the order a
+person works it, with the course material's mistakes shown where they happen."""
+import io
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from .. import cli
+from .. import worked as W
+
+ARRAY_HELP = "a JSON list, or the path of a .npy or text file"
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "worked", help="every value and gradient of the course material's CNN, with its errata",
+        description="Run the course material's small CNN on one image and print every intermediate value "
+                    "and every gradient (read from the graph nodes after loss.backward()), in the order a "
+                    "person works it, with the material's wrong numbers beside the right ones.")
+    p.add_argument("--model", choices=tuple(W.MODELS), default="cnn10",
+                   help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square detector")
+    p.add_argument("--engine", choices=W.ENGINES, default="value",
+                   help="value (default): one graph node per scalar, so every number a person writes by hand "
+                        "is a node with its own .grad; tensor: numpy arrays (same numbers to 1e-12)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (values and gradients) instead")
+    p.add_argument("--svg", metavar="PATH", help="also draw the computation graph to PATH (needs Graphviz's dot)")
+    p.add_argument("--x", metavar="ARRAY", help=f"the input image, n x n ({ARRAY_HELP})")
+    p.add_argument("--kernel", metavar="ARRAY", help=f"the conv kernel F, k x k ({ARRAY_HELP})")
+    p.add_argument("--b1", metavar="N", help="the conv bias")
+    p.add_argument("--w4", metavar="ARRAY", help=f"the 4 weights of the linear layer ({ARRAY_HELP})")
+    p.add_argument("--b4", metavar="N", help="the linear layer's bias")
+    p.add_argument("--label", metavar="0|1", help="the image's class y (default 1)")
+    p.add_argument("--seed", metavar="S", help="square15: the seed of its parameters and generated image (default 0)")
+    p.set_defaults(func=run)
+
+
+def read_array(text, option):
+    """ARRAY: a JSON list, or a .npy / text file (whitespace- or comma-separated numbers, or JSON)."""
+    if os.path.exists(text):
+        try:
+            if text.endswith(".npy"):
+                return np.load(text, allow_pickle=False)
+            with open(text, encoding="utf-8") as f:
+                content = f.read()
+            if content.lstrip().startswith("["):
+                return _json(content, option, f" in {text}")
+            return np.loadtxt(io.StringIO(content.replace(",", " ")), dtype=np.float64)
+        except OSError as e:
+            raise cli.UsageError(f"{option}: cannot read {text}: {e.strerror or e}") from None
+        except (ValueError, EOFError, UnicodeDecodeError) as e:
+            raise cli.UsageError(f"{option}: {text} is not a .npy file or a text file of numbers ({e})") from None
+    if text.lstrip().startswith("["):
+        return _json(text, option, "")
+    raise cli.UsageError(f"{option}: expected {ARRAY_HELP}; {text!r} is neither (no such file)")
+
+
+def _json(text, option, where):
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise cli.UsageError(f"{option}: expected a JSON list{where}, got invalid JSON ({e})") from None
+
+
+def _seed(text):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise cli.UsageError(f"--seed: expected a non-negative integer, got {text!r}") from None
+
+
+def run(args):
+    if args.svg:
+        _check_svg(args.svg)
+    arrays = {k: None if getattr(args, k) is None else read_array(getattr(args, k), f"--{k}") for k in ("x", "kernel", "w4")}
+    try:
+        result = W.work(args.model, args.engine, b1=args.b1, b4=args.b4, label=args.label, seed=_seed(args.seed), **arrays)
+    except W.InputError as e:
+        raise cli.UsageError(f"--{e.arg}: {e.detail}") from None
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print("\n".join(report(result)))
+    if args.svg:
+        _draw(result, args.svg, sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _check_svg(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise cli.UsageError(f"--svg: expected a path in an existing folder, got {path} ({folder} does not exist)")
+    if shutil.which("dot") is None:
+        raise cli.UsageError("--svg: Graphviz's 'dot' program is not on PATH; install it (apt-get install graphviz, "
+                             "brew install graphviz, dnf install graphviz) or leave out --svg")
+
+
+def _draw(result, path, out):
+    from .. import viz  # Graphviz is needed only here
+    try:
+        viz.render(result.root, path, format="svg", params=tuple(W.PARAMS))
+    except OSError as e:
+        raise cli.UsageError(f"--svg: cannot write {path}: {e.strerror or e}") from None
+    print(f"graph picture written to {path}", file=out)
+
+
+# --- layout ------------------------------------------------------------------------------------------
+def _texts(a):
+    """Numbers as text: integers when every entry is one, else 6 decimals."""
+    a = np.asarray(a, dtype=np.float64) + 0.0
+    whole = np.all(np.isfinite(a)) and np.all(a == np.round(a)) and np.all(np.abs(a) < 1e15)
+    return np.vectorize(lambda v: str(int(v)) if whole else f"{v:.6f}", otypes=[object])(a)
+
+
+def _grid(a, indent=4):
+    cells = np.atleast_2d(_texts(a))
+    width = max(len(c) for c in cells.flat)
+    return [" " * indent + "  ".join(c.rjust(width) for c in row) for row in cells]
+
+
+def _inline(a):
+    if isinstance(a, tuple):
+        return "x".join(map(str, a))
+    cells = _texts(a)
+    return cells.item() if cells.ndim == 0 else "[" + "  ".join(cells) + "]"
+
+
+def _show(a):
+    """One line for a number, a shape or a vector; grid lines for a matrix."""
+    return _grid(a, 0) if np.ndim(a) == 2 and not isinstance(a, tuple) else [_inline(a)]
+
+
+def _erratum(e):
+    left, right = _show(e.material), _show(e.right)
+    lines = [f"  ! Course material erratum: {e.title}"]
+    head = "the material's:"
+    if len(left) == len(right) == 1:
+        lines.append(f"  !   {head} {left[0]}    the right one: {right[0]}")
+    else:
+        width = max(len(s) for s in left + [head])
+        lines.append(f"  !   {head.ljust(width)}    the right one:")
+        lines += [f"  !   {a.ljust(width)}    {b}" for a, b in zip(left, right)]
+    return lines + [f"  !   {line}" for line in e.lines]
+
+
+def _with_errata(result, step, lines):
+    return lines + [line for e in result.errata_at(step) for line in _erratum(e)]
+
+
+def _matrix(result, step, heading, a):
+    return _with_errata(result, step, [heading] + _grid(a))
+
+
+def _line(result, step, text, a):
+    return _with_errata(result, step, [f"{text:<52} = {_inline(a)}"])
+
+
+def report(r):
+    """The worked example as lines of text: forward values, then gradients, each with its step."""
+    v, g, p = r.values, r.grads, r.params
+    n, k, m = len(r.X), len(p["F"]), len(v["a1"])
+    seed = f", seed {r.seed}" if r.seed is not None else ""
+    rows, cols = np.shape(v["a2"])
+    won = [f"a2[{i // cols},{i % cols}] = a1[{a},{b}] = {_inline(v['a1'][a, b])}" for i, (a, b) in enumerate(r.winners)]
+    out = [f"Worked example: {W.MODELS[r.model].title}{seed}",
+           f"Engine: {r.engine}. Every number is the engine's: values are the graph nodes' .data, gradients",
+           "their .grad after one loss.backward(). The formulas name each step; they are not evaluated here.",
+           "", "FORWARD PASS",
+           f"X, the input image ({n}x{n}), label y = {_inline(r.label)}", *_grid(r.X),
+           f"F, the conv kernel ({k}x{k})", *_grid(p["F"]),
+           f"b1 = {_inline(p['b1'])}    w4 = {_inline(p['w4'])}    b4 = {_inline(p['b4'])}", ""]
+    out += _matrix(r, "z1", f"z1 = conv(X, F) + b1   ({m}x{m}; z1[i,j] = sum over k,l of F[k,l] * X[i+k,j+l], + b1)", v["z1"])
+    out += _matrix(r, "a1", "a1 = ReLU(z1) = max(z1, 0)", v["a1"])
+    out += _matrix(r, "a2", "a2 = maxpool(a1), 2x2 windows, stride 2   (2x2)", v["a2"])
+    out += ["  the max of each window (only it passes a gradient back):"]
+    out += ["    " + "    ".join(won[i * cols:(i + 1) * cols]) for i in range(rows)]
+    out += _line(r, "a3", "a3 = flatten(a2)", v["a3"])
+    out += _line(r, "z4", "z4 = w4 . a3 + b4", v["z4"])
+    out += _line(r, "a4", "a4 = sigmoid(z4) = 1 / (1 + exp(-z4))", v["a4"])
+    out += _line(r, "loss", "L = -(y ln a4 + (1 - y) ln(1 - a4))", v["loss"])
+    out += ["", "BACKWARD PASS (the chain rule, from the loss back to the parameters)"]
+    out += _line(r, "dL/da4", "dL/da4 = -y/a4 + (1 - y)/(1 - a4)", g["a4"])
+    out += _line(r, "dL/dz4", "dL/dz4 = dL/da4 * sigmoid'(z4), sigmoid' = a4(1-a4)", g["z4"])
+    out += _line(r, "dL/dw4", "dL/dw4 = dL/dz4 * a3", g["w4"])
+    out += _line(r, "dL/db4", "dL/db4 = dL/dz4 * 1", g["b4"])
+    out += _line(r, "dL/da3", "dL/da3 = dL/dz4 * w4", g["a3"])
+    out += _matrix(r, "dL/da2", "dL/da2 = dL/da3 reshaped to 2x2 (flatten only moves numbers)", g["a2"])
+    out += _matrix(r, "dL/da1", "dL/da1 = dL/da2 sent to each window's max (listed above), 0 elsewhere", g["a1"])
+    out += _matrix(r, "dL/dz1", "dL/dz1 = dL/da1 * ReLU'(z1)   [ReLU'(z1) = 1 where z1 > 0, else 0]", g["z1"])
+    out += _matrix(r, "dL/dF", "dL/dF = conv(X, dL/dz1): dL/dF[k,l] = sum over i,j of dL/dz1[i,j] * X[i+k,j+l]", g["F"])
+    exact = " (exactly)" if g["b1"] == 0 else ""
+    out += _with_errata(r, "dL/db1", [f"{'dL/db1 = sum over i,j of dL/dz1[i,j]':<52} = {_inline(g['b1'])}{exact}"])
+    u = r.update
+    out += ["", f"ONE STEP OF GRADIENT DESCENT on this image, p <- p - lr * dL/dp, lr = {u['lr']}:",
+            f"L = {_inline(u['loss'])} -> {_inline(u['descent'])}"]
+    return _with_errata(r, "update", out)

@@ -1,0 +1,184 @@
+"""Training as a library: check the data, fit a model with an optimiser, evaluate it, and keep
+the best of several fresh starts judged on a validation split.
+
+A model with one output (ending in Sigmoid) is a binary classifier: binary cross-entropy,
+class 1 when the output is > 0.5. A model with k > 1 outputs gives one logit per class:
+cross-entropy, the class of the largest logit. Everything random comes from ``seed``: epoch
+``e`` serves the batches in the order of ``data.DataLoader(X, y, batch_size, seed=seed)``,
+so a run resumed at epoch ``e`` from a checkpoint continues to the same numbers.
+"""
+import sys
+import time
+
+import numpy as np
+
+from .data import DataLoader
+from .engine import Value, values
+from .nn import functional as F
+from .tensor import Tensor, no_grad
+
+
+def engine_of(model):
+    """"tensor" or "value": the kind of ``model``'s parameters."""
+    return "tensor" if isinstance(model.parameters()[0], Tensor) else "value"
+
+
+def _input(model, X):
+    return Tensor(X) if engine_of(model) == "tensor" else values(X, name="x")
+
+
+def _numbers(out):
+    if isinstance(out, Tensor):
+        return out.data
+    if isinstance(out, Value):
+        return np.float64(out.data)
+    return np.frompyfunc(lambda v: v.data, 1, 1)(out).astype(np.float64)
+
+
+def loss_and_predictions(model, X, y):
+    """The mean loss of ``model`` on images X (N, C, H, W) with labels y (N,), as a graph node of the
+    model's engine (a Tensor or a Value), and the predicted classes (N,) as ints."""
+    return _loss_and_predictions(model(_input(model, X)), y)
+
+
+def _loss_and_predictions(out, y):
+    if out.shape[-1] == 1:
+        loss = F.binary_cross_entropy(out, np.asarray(y, dtype=np.float64).reshape(-1, 1))
+        return loss, (_numbers(out)[:, 0] > 0.5).astype(np.int64)
+    return F.cross_entropy(out, np.asarray(y, dtype=np.int64)), _numbers(out).argmax(axis=1)
+
+
+def classes_of(model, input_shape):
+    """The number of classes ``model`` tells apart: 2 for one output, else its number of outputs."""
+    with no_grad():
+        out = model(Tensor(np.zeros((1,) + tuple(input_shape))))
+    return 2 if out.shape[-1] == 1 else out.shape[-1]
+
+
+def check_data(model, X, y, name="training"):
+    """Raise ValueError, naming ``name`` and the shapes or values involved, unless X (N, C, H, W)
+    holds finite numbers in the model's input shape (``model.input_shape`` when it has one) and
+    y (N,) holds whole-number labels of the model's classes."""
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 4 or len(X) == 0 or not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"{name} images must be a non-empty (N, C, H, W) array of numbers, got shape {X.shape} "
+                         f"of {X.dtype}")
+    if y.shape != (len(X),):
+        raise ValueError(f"{name} labels must have shape ({len(X)},), one per image, got {y.shape}")
+    expected = getattr(model, "input_shape", None)
+    if expected is not None and X.shape[1:] != tuple(expected):
+        raise ValueError(f"{name} images are {'x'.join(map(str, X.shape[1:]))} (C x H x W), "
+                         f"the model takes {'x'.join(map(str, expected))}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        raise ValueError(f"{name} images hold {bad.sum()} NaN or infinite values (the first in image "
+                         f"{np.argwhere(bad)[0][0]})")
+    try:
+        classes = classes_of(model, X.shape[1:])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} images of shape {X.shape[1:]} do not fit the model: {e}") from None
+    if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} labels must be finite numbers, got {y.dtype}")
+    outside = (y != np.round(y)) | (y < 0) | (y >= classes)
+    if outside.any():
+        raise ValueError(f"{name} labels must be classes 0..{classes - 1} of the model; label {y[outside][0].item()!r} "
+                         f"(image {np.flatnonzero(outside)[0]}) is not")
+
+
+def evaluate(model, X, y, batch_size=500):
+    """(mean loss, accuracy) of ``model`` on images X (N, C, H, W) with labels y (N,).
+
+    Records no graph: the numbers go through the Tensor engine under ``no_grad`` whatever the
+    model's engine (a Value-engine model lends its parameters' numbers), which is much faster.
+    """
+    total, correct = 0.0, 0
+    with no_grad():
+        for i in range(0, len(X), batch_size):
+            xb, yb = X[i:i + batch_size], np.asarray(y[i:i + batch_size])
+            loss, predicted = _loss_and_predictions(model(Tensor(xb)), yb)
+            total += loss.item() * len(yb)
+            correct += int((predicted == yb).sum())
+    return total / len(X), correct / len(X)
+
+
+def _bar(batches, total, desc, progress):
+    """tqdm's progress bar over ``batches`` when asked for, tqdm is installed and stderr is a terminal
+    (running loss and accuracy beside it)."""
+    if progress and sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None, batches
+        bar = tqdm(batches, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+        return bar, bar
+    return None, batches
+
+
+def train_epoch(model, optimizer, loader, progress=False, desc=""):
+    """One pass over ``loader`` (a DataLoader): zero_grad, loss.backward(), optimizer.step() per batch.
+
+    Returns ``{"loss", "accuracy", "seconds", "steps"}``: loss and accuracy averaged over the
+    epoch's images, and each step's (loss, accuracy) on its batch.
+    """
+    start, total, correct, seen, steps = time.perf_counter(), 0.0, 0, 0, []
+    bar, batches = _bar(loader, len(loader), desc, progress)
+    for xb, yb in batches:
+        optimizer.zero_grad()
+        loss, predicted = loss_and_predictions(model, xb, yb)
+        loss.backward()
+        optimizer.step()
+        value, hits = float(_numbers(loss)), int((predicted == np.asarray(yb)).sum())
+        total, correct, seen = total + value * len(yb), correct + hits, seen + len(yb)
+        steps.append((value, hits / len(yb)))
+        if bar is not None:
+            bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+    if bar is not None:
+        bar.close()
+    return {"loss": total / seen, "accuracy": correct / seen, "seconds": time.perf_counter() - start, "steps": steps}
+
+
+def fit(model, optimizer, X, y, epochs, batch_size=32, seed=0, start_epoch=0, on_epoch=None, progress=False,
+        desc="epoch"):
+    """Train ``model`` on images X (N, C, H, W) with labels y (N,) from epoch ``start_epoch`` to ``epochs``.
+
+    Epoch e (counting from 0) serves shuffled batches in the order of ``DataLoader(..., seed=seed)``'s
+    epoch e. ``on_epoch(epoch, stats)`` runs after each epoch (epoch counted from 1: a checkpoint
+    saved there resumes with ``start_epoch=epoch``). ``progress`` shows a bar (see ``train_epoch``)
+    titled ``desc``. Returns the list of each epoch's stats (``{"epoch", "loss", "accuracy",
+    "seconds", "steps"}``, from ``train_epoch``).
+    """
+    check_data(model, X, y)
+    loader = DataLoader(X, y, batch_size, shuffle=True, seed=seed)
+    loader.epoch = start_epoch
+    history = []
+    for epoch in range(start_epoch + 1, epochs + 1):
+        stats = dict(epoch=epoch, **train_epoch(model, optimizer, loader, progress, f"{desc} {epoch}/{epochs}"))
+        history.append(stats)
+        if on_epoch:
+            on_epoch(epoch, stats)
+    return history
+
+
+def best_of(make, starts, X, y, X_val, y_val, epochs=1, batch_size=32, seed=0, on_start=None, progress=False):
+    """Train ``starts`` fresh starts ``make(i) -> (model, optimizer)`` for ``epochs`` epochs each, on the
+    same batches, and keep the one with the best accuracy on (X_val, y_val) (the lower loss on a tie,
+    then the first).
+
+    Small nets such as the square detector end in a bad local minimum from some starts; which one
+    a start falls into shows after an epoch, so a few short starts judged on held-out images make
+    training reliable. ``on_start(i, val_loss, val_accuracy)`` reports each start.
+    Returns ``(model, optimizer, history, i)`` of the kept start.
+    """
+    best, best_score = None, None
+    for i in range(starts):
+        model, optimizer = make(i)
+        if i == 0:
+            check_data(model, X_val, y_val, "validation")
+        history = fit(model, optimizer, X, y, epochs, batch_size, seed, progress=progress,
+                      desc=f"start {i + 1}/{starts}, epoch")
+        val_loss, val_accuracy = evaluate(model, X_val, y_val)
+        if on_start:
+            on_start(i, val_loss, val_accuracy)
+        if best is None or (val_accuracy, -val_loss) > best_score:
+            best, best_score = (model, optimizer, history, i), (val_accuracy, -val_loss)
+    return best
