@@ -14,15 +14,14 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 $(BIN)/.parity: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -e '.[test,parity]'
+	$(BIN)/python -m pip install -q -e '.[test,parity,digits]'
 	touch $@
 
 dot:
 	@./scripts/ensure-dot.sh
 
 demo: $(BIN)/.installed dot
-	$(BIN)/tinygrad-cnn worked --svg graph.svg
-	$(BIN)/tinygrad-cnn graph -o $(CURDIR)/graph.svg
+	$(BIN)/tinygrad-cnn worked --svg $(CURDIR)/graph.svg
 
 test: $(BIN)/.installed dot
 	$(BIN)/python -m pytest -q -m "not parity"

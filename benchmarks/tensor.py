@@ -24,26 +24,40 @@ import os
 import statistics
 import time
 
-import numpy as np
 
-import tinygrad_cnn.nn as nn
-import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn import Tensor, values
-from tinygrad_cnn.models import tiny_cnn10
-from tinygrad_cnn.optim import SGD
+def arguments(argv=None):
+    parser = argparse.ArgumentParser(description="The Tensor engine against PyTorch's CPU build, side by side.")
+    parser.add_argument("--repeat", type=int, default=15, help="rounds per race (default 15)")
+    parser.add_argument("--threads", type=int, default=0, help="threads for numpy's BLAS and PyTorch "
+                        "(default: as many as numpy's BLAS starts with)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = arguments()
+    if ARGS.threads:  # BLAS reads its thread count when numpy is imported (changing it later can stall it)
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402  (after the thread count is set)
+
+import tinygrad_cnn.nn as nn  # noqa: E402
+import tinygrad_cnn.nn.functional as F  # noqa: E402
+from tinygrad_cnn import Tensor, values  # noqa: E402
+from tinygrad_cnn.models import tiny_cnn10  # noqa: E402
+from tinygrad_cnn.optim import SGD  # noqa: E402
 
 X10 = np.array([[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]],
                dtype=np.float64).reshape(1, 1, 5, 5)
 
 
-def blas_threads(requested):
-    """Set (when requested) and return the thread count of numpy's BLAS."""
+def blas_threads():
+    """The thread count of numpy's BLAS (threadpoolctl tells, when installed; else the environment's
+    OPENBLAS_NUM_THREADS or the CPU count)."""
     try:
-        from threadpoolctl import threadpool_info, threadpool_limits
+        from threadpoolctl import threadpool_info
     except ImportError:
-        return requested or int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count())
-    if requested:
-        threadpool_limits(requested, user_api="blas")
+        return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count())
     counts = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
     return max(counts) if counts else 1
 
@@ -167,13 +181,8 @@ def report(title, sides, repeat, unit, scale, goal=None, reference="PyTorch", fi
     return results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=15, help="rounds per race (default 15)")
-    parser.add_argument("--threads", type=int, default=0, help="threads for numpy's BLAS and PyTorch "
-                        "(default: numpy's as it is)")
-    args = parser.parse_args(argv)
-    threads = blas_threads(args.threads)
+def main(args):
+    threads = blas_threads()
     try:
         import torch
     except ImportError:
@@ -182,7 +191,11 @@ def main(argv=None):
     else:
         torch.set_num_threads(threads)
         print(f"PyTorch {torch.__version__}, torch.set_num_threads({threads}): the thread count of numpy's BLAS")
-    print(f"numpy {np.__version__}, BLAS threads {threads}, {os.cpu_count()} CPUs")
+    print(f"numpy {np.__version__}, BLAS threads {threads}, {os.cpu_count()} CPUs, --repeat {args.repeat}")
+    load = os.getloadavg()[0]
+    if load > 0.5 * os.cpu_count():
+        print(f"warning: the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): timings vary, "
+              f"and threads waiting for each other make multi-threaded ones much slower (try --threads 1)")
 
     lenet = training_steps(torch)
     start = time.perf_counter()
@@ -196,4 +209,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

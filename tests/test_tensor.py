@@ -2,6 +2,8 @@
 finite differences (and a closed form where one is short), broadcasting, reductions with
 axis/keepdims, the first-arg-max rule, movement ops, no_grad, detach, dtypes and the
 backward driver's contract (accumulation, shared nodes, non-scalar outputs)."""
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,6 +16,14 @@ from tinygrad_cnn.testing import gradcheck, strategies
 
 SEEDS = st.integers(0, 2 ** 32 - 1)
 CLOSE = dict(rtol=1e-12, atol=1e-12)
+
+
+@contextmanager
+def reductions_by(way):
+    """Run max/sum reductions numpy's way or by elementwise ufuncs over slices (the two ways of tensor._reduce)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tensor, "_MANY", 0 if way == "slices" else 10 ** 9)
+        yield
 
 
 def leaf(a, dtype=None):
@@ -178,22 +188,26 @@ def axes_for(ndim):
     return st.none() | single | several
 
 
+@pytest.mark.parametrize("way", ["numpy", "slices"])
 @pytest.mark.parametrize("name", ["sum", "mean", "max"])
 @given(data=st.data(), keepdims=st.booleans())
-def test_reductions_with_axis_and_keepdims(name, data, keepdims):
+def test_reductions_with_axis_and_keepdims(way, name, data, keepdims):
     x = data.draw(strategies.arrays(separation=0.01))  # distinct entries: one arg-max per group
     axis = data.draw(axes_for(x.ndim))
-    out = getattr(leaf(x), name)(axis=axis, keepdims=keepdims)
-    np.testing.assert_allclose(out.data, getattr(np, name)(x, axis=axis, keepdims=keepdims), **CLOSE)
-    check(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), x)
+    with reductions_by(way):
+        out = getattr(leaf(x), name)(axis=axis, keepdims=keepdims)
+        np.testing.assert_allclose(out.data, getattr(np, name)(x, axis=axis, keepdims=keepdims), **CLOSE)
+        check(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), x)
 
 
+@pytest.mark.parametrize("way", ["numpy", "slices"])
 @given(strategies.shapes(max_dims=3), st.data())
-def test_max_gradient_goes_to_the_first_largest_in_row_major_order(shape, data):
+def test_max_gradient_goes_to_the_first_largest_in_row_major_order(way, shape, data):
     x = np.random.default_rng(sum(shape)).integers(0, 2, size=shape).astype(float)  # ties everywhere
     axis = data.draw(axes_for(len(shape)))
     t = leaf(x)
-    t.max(axis=axis).sum().backward()
+    with reductions_by(way):
+        t.max(axis=axis).sum().backward()
     axes = tuple(range(x.ndim)) if axis is None else tuple(a % x.ndim for a in np.atleast_1d(axis))
     expected = np.zeros_like(x)
     kept = [a for a in range(x.ndim) if a not in axes]

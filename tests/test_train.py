@@ -162,3 +162,19 @@ def test_models_for_digits_and_mnist_have_pytorch_keys_and_shapes():
         assert model(Tensor(np.zeros((2, 1, size, size)))).shape == (2, 10)
         assert model.input_shape == (1, size, size)
         assert same(params(make(1)), params(model)) and not same(params(make(2)), params(model))
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_detector_init_starts_w4_and_b1_at_the_absolute_values_of_the_pytorch_draws(engine):
+    flipped = 0
+    for seed in range(8):
+        torch_like, detector = params(square_detector15(seed)), square_detector15(seed, engine, detector_init=True)
+        state = params(detector)
+        assert np.array_equal(state["4.weight"], np.abs(torch_like["4.weight"]))
+        assert np.array_equal(state["0.bias"], np.abs(torch_like["0.bias"]))
+        assert all(np.array_equal(state[k], torch_like[k]) for k in ("0.weight", "4.bias"))
+        assert detector.input_shape == (1, 6, 6)
+        flipped += np.sum(torch_like["4.weight"] < 0) + np.sum(torch_like["0.bias"] < 0)
+    assert flipped > 0
+    if engine == "value":
+        assert [p.flat[0].name for p in detector.parameters()] == ["F[0,0]", "b1", "w4[0]", "b4"]

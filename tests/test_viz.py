@@ -367,3 +367,13 @@ def test_without_dot_render_names_the_program_and_how_to_install_it(tmp_path, mo
     assert Path(path).read_text(encoding="utf-8") == viz.to_dot(loss, params=params).source
     with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, got 'jpg'"):
         viz.render(loss, str(tmp_path / "g.jpg"), format="jpg")
+    with pytest.raises(FileNotFoundError, match="cannot write .*nowhere/g.dot: the folder .*nowhere does not exist"):
+        viz.render(loss, str(tmp_path / "nowhere" / "g.dot"))
+
+
+@needs_dot
+def test_render_takes_the_format_from_the_suffix(tmp_path):
+    loss, _ = small_graph()
+    assert Path(viz.render(loss, str(tmp_path / "g.png"))).read_bytes().startswith(b"\x89PNG")
+    assert Path(viz.render(loss, tmp_path / "g.dot")).read_text(encoding="utf-8").startswith("digraph")
+    assert Path(viz.render(loss, str(tmp_path / "g.picture"))).read_bytes().startswith(b"<?xml")

@@ -41,11 +41,20 @@ def tiny_cnn10(engine="tensor", kernel=WORKED_KERNEL, b1=WORKED_B1, w4=WORKED_W4
     return model
 
 
-def square_detector15(seed=0, engine="tensor"):
+def square_detector15(seed=0, engine="tensor", detector_init=False):
     """The 15-parameter square detector: (N, 1, 6, 6) -> conv 3x3 + ReLU -> max-pool 2x2 -> flatten 4
     -> linear 4->1 -> sigmoid, initialised as PyTorch would (uniform +-1/sqrt(fan_in)) from ``seed``
-    (an int, or a numpy Generator to draw from)."""
+    (an int, or a numpy Generator to draw from).
+
+    ``detector_init=True`` starts w4 and b1 at the absolute values of those draws. With w4 >= 0 the
+    output rises with each pool window's strongest response, so the kernel learns the pattern whose
+    presence makes class 1 (PyTorch's draws with a negative w4 mostly end in a minimum that looks
+    for missing brightness instead); with b1 >= 0 the ReLU starts open. See the README, Training.
+    """
     model = _cnn(3, engine, np.random.default_rng(seed))
+    if detector_init:
+        state = model.state_dict()
+        model.load_state_dict({**state, "0.bias": np.abs(state["0.bias"]), "4.weight": np.abs(state["4.weight"])})
     _name_parameters(model, ("F", "b1", "w4", "b4"), engine)
     model.input_shape = (1, 6, 6)
     return model

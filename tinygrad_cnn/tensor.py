@@ -42,10 +42,8 @@ def _as_array(data, dtype):
     elif np.dtype(dtype) not in _FLOATS:
         raise ValueError(f"Tensor: dtype must be float32 or float64, got {np.dtype(dtype)}")
     try:
-        if isinstance(data, np.ndarray) and data.dtype == object and _holds_values(data):
-            raise TypeError
         return np.array(data, dtype=dtype)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError) as e:  # a Value has no float(): Values fail here
         if _holds_values(data):
             raise TypeError("Tensor: cannot make a Tensor from Values (cannot mix Tensors and Values); "
                             "use the Value engine for them, or pass numbers") from None
@@ -63,16 +61,20 @@ def sliding_windows(array, kernel, stride):
 
     out = (size - kernel) // stride + 1 along each of the len(kernel) last dims.
     """
-    k = len(kernel)
-    size = array.shape[array.ndim - k:]
-    if k > array.ndim or any(w < 1 or s < 1 or w > n for n, w, s in zip(size, kernel, stride)):
+    lead = array.ndim - len(kernel)
+    counts, steps = [], []
+    if lead >= 0 and len(stride) == len(kernel):
+        for n, w, s, t in zip(array.shape[lead:], kernel, stride, array.strides[lead:]):
+            if not 1 <= w <= n or s < 1:
+                break
+            counts.append((n - w) // s + 1)
+            steps.append(t * s)
+    if len(counts) != len(kernel) or not kernel:
         raise ValueError(f"windows: kernel {tuple(kernel)} with stride {tuple(stride)} does not fit "
                          f"the last dims of shape {array.shape}")
-    counts = tuple((n - w) // s + 1 for n, w, s in zip(size, kernel, stride))
-    steps = array.strides[array.ndim - k:]
-    shape = array.shape[:array.ndim - k] + counts + tuple(kernel)
-    strides = array.strides[:array.ndim - k] + tuple(t * s for t, s in zip(steps, stride)) + steps
-    if array.dtype != object and array.flags.c_contiguous:  # the fast way to make a strided view
+    shape = (*array.shape[:lead], *counts, *kernel)
+    strides = (*array.strides[:lead], *steps, *array.strides[lead:])
+    if array.flags.c_contiguous and array.dtype != object:  # the fast way to make a strided view
         view = np.ndarray(shape, array.dtype, array, 0, strides)
         view.flags.writeable = False
         return view
@@ -149,6 +151,8 @@ class Tensor(Node):
             return x
         if _is_number(x):
             return _make(np.array(x, dtype=self.data.dtype), (), "", ())
+        if isinstance(x, np.ndarray) and x.dtype in _FLOATS:
+            return _make(x.copy(), (), "", ())
         return Tensor(x)
 
     # --- primitives: forward, and the backward rule of each parent -------------------------
@@ -188,7 +192,7 @@ class Tensor(Node):
             out = (self.reshape(1, -1) if x.ndim == 1 else self) @ (other.reshape(-1, 1) if y.ndim == 1 else other)
             return out.reshape(out.shape[:-2] + out.shape[-2:-1] * (x.ndim > 1) + out.shape[-1:] * (y.ndim > 1))
         return _make(x @ y, (self, other), "matmul",
-                     (lambda g: g @ np.swapaxes(y, -1, -2), lambda g: np.swapaxes(x, -1, -2) @ g))
+                     (lambda g: g @ y.swapaxes(-1, -2), lambda g: x.swapaxes(-1, -2) @ g))
 
     def tensordot(self, other, axes=2):
         """Sum of products over self's ``axes[0]`` and other's ``axes[1]`` (np.tensordot); an int n
@@ -202,11 +206,12 @@ class Tensor(Node):
         free_x = [i for i in range(x.ndim) if i not in ax_x]
         free_y = [i for i in range(y.ndim) if i not in ax_y]
         a, b = _matrix(x, free_x, ax_x), _matrix(y, ax_y, free_y)
-        out = _product(a, b, like=a).reshape([x.shape[i] for i in free_x] + [y.shape[i] for i in free_y])
-        n = len(free_x)
+        by_cols_a, by_cols_b = _by_columns(a), _by_columns(b)
+        out = _product(a, b, by_cols_a).reshape([x.shape[i] for i in free_x] + [y.shape[i] for i in free_y])
+        rows, cols = list(range(len(free_x))), list(range(len(free_x), out.ndim))  # of the output's gradient
         return _make(out, (self, other), "tensordot", (
-            lambda g: _unmatrix(_product(_matrix(g, range(n), range(n, g.ndim)), b.T, like=a), x.shape, free_x, ax_x),
-            lambda g: _unmatrix(_product(a.T, _matrix(g, range(n), range(n, g.ndim)), like=b), y.shape, ax_y, free_y)))
+            lambda g: _unmatrix(_product(_matrix(g, rows, cols), b.T, by_cols_a), x.shape, free_x, ax_x, by_cols_a),
+            lambda g: _unmatrix(_product(a.T, _matrix(g, rows, cols), by_cols_b), y.shape, ax_y, free_y, by_cols_b)))
 
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -316,9 +321,9 @@ class Tensor(Node):
                 parent._pending = d if parent._pending is None else parent._pending + d
 
     def _accumulate(self):
-        g = self._pending
-        if type(g) is not np.ndarray or g.dtype != self.data.dtype:
-            g = np.asarray(g, dtype=self.data.dtype)
+        g, dtype = self._pending, self.data.dtype
+        if type(g) is not np.ndarray or g.dtype is not dtype and g.dtype != dtype:
+            g = np.asarray(g, dtype=dtype)
         if self.grad is not None:
             self.grad = self.grad + g
         else:  # a leaf gets its own array; an inner node's may share memory with its neighbours'
@@ -334,8 +339,8 @@ def _is_number(x):
 
 # --- the elementwise rules: forward f(x[, y]) and, per input, rule(g, x, [y,] out) -> gradient ---
 def _sigmoid(x):
-    e = np.exp(-np.abs(x))  # never overflows
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    e = np.exp(-np.abs(x))  # never overflows: 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below
+    return np.where(x >= 0, 1, e) / (1 + e)
 
 
 _BINARY = {
@@ -362,16 +367,18 @@ _PRIMITIVES = (*_BINARY, *_UNARY, "sum", "max", "matmul", "tensordot", "reshape"
 # --- helpers of the rules ------------------------------------------------------------------------
 def _unbroadcast(g, shape):
     """Sum a gradient of a broadcast result back to the input's shape."""
-    if g.ndim > len(shape):
-        g = g.sum(axis=tuple(range(g.ndim - len(shape))))
-    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
-    return g.sum(axis=axes, keepdims=True) if axes else g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return g.sum(axis=axes).reshape(shape) if axes else g
 
 
 def _axes(axis, ndim):
+    """``axis`` (None, an int or several) as a sorted tuple of non-negative dims."""
     if axis is None:
         return tuple(range(ndim))
-    return tuple(sorted(a % ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))))
+    if isinstance(axis, (tuple, list)):
+        return tuple(sorted([a % ndim for a in axis]))
+    return (axis % ndim,)
 
 
 def _keep(g, shape, axis, keepdims):
@@ -379,9 +386,9 @@ def _keep(g, shape, axis, keepdims):
     if keepdims:
         return g
     if axis is None:
-        return np.reshape(g, (1,) * len(shape))
+        return g.reshape((1,) * len(shape))
     reduced = _axes(axis, len(shape))
-    return np.reshape(g, tuple(1 if i in reduced else n for i, n in enumerate(shape)))
+    return g.reshape([1 if i in reduced else n for i, n in enumerate(shape)])
 
 
 def _expand(g, shape):
@@ -391,9 +398,14 @@ def _expand(g, shape):
     return out
 
 
-# numpy reduces over short axes slowly (one inner loop per output): over a pooling window, a few
-# elementwise ufunc calls on whole slices run ~30x faster. Up to _FEW entries per output go that way.
-_FEW = 16
+# numpy reduces over short axes slowly (one inner loop per output): over pooling windows of a
+# large array a few elementwise ufunc calls on whole slices run ~30x faster. That way go groups
+# of at most _FEW entries in arrays of at least _MANY numbers (small arrays: numpy's call is cheaper).
+_FEW, _MANY = 16, 1024
+
+
+def _by_slices(x, axes):
+    return x.size >= _MANY and 1 < math.prod([x.shape[a] for a in axes]) <= _FEW
 
 
 def _cells(shape, axes):
@@ -409,7 +421,7 @@ def _cells(shape, axes):
 def _reduce(ufunc, x, axis, keepdims):
     """``ufunc.reduce`` of x over ``axis`` (np.add: sum, np.maximum: max) with numpy's axis/keepdims."""
     axes = _axes(axis, x.ndim)
-    if not 1 < math.prod(x.shape[a] for a in axes) <= _FEW:
+    if not _by_slices(x, axes):
         return ufunc.reduce(x, axis=axes, keepdims=keepdims)
     first, second, *rest = _cells(x.shape, axes)
     out = ufunc(x[first], x[second])
@@ -421,19 +433,18 @@ def _reduce(ufunc, x, axis, keepdims):
 def _first_argmax_mask(x, axis):
     """True at the first (row-major) largest entry of each reduced group, False elsewhere."""
     axes = _axes(axis, x.ndim)
-    if math.prod(x.shape[a] for a in axes) <= _FEW:  # walk the group: the first entry equal to the max
+    if _by_slices(x, axes):  # walk each group in row-major order: its first entry equal to the max
         top = _reduce(np.maximum, x, axes, keepdims=True)
         mask, taken = np.zeros(x.shape, dtype=bool), np.zeros(top.shape, dtype=bool)
         for index in _cells(x.shape, axes):
-            hit = (x[index] == top) & ~taken
-            mask[index] = hit
+            hit = np.greater(x[index] == top, taken, out=mask[index])  # equal to the max, and none before
             taken |= hit
         return mask
-    kept = tuple(a for a in range(x.ndim) if a not in axes)
-    moved = x.transpose(kept + axes)
-    flat = moved.reshape(moved.shape[:len(kept)] + (-1,))
-    mask = np.arange(flat.shape[-1]) == np.argmax(flat, axis=-1)[..., None]
-    return mask.reshape(moved.shape).transpose(_inverse(kept + axes))
+    order = tuple(a for a in range(x.ndim) if a not in axes) + axes  # the reduced dims last
+    moved = x.transpose(order)
+    flat = moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,))
+    mask = (np.arange(flat.shape[-1]) == flat.argmax(-1)[..., None]).reshape(moved.shape)
+    return mask if order == tuple(range(x.ndim)) else mask.transpose(_inverse(order))
 
 
 def _contraction_axes(axes, shape_x, shape_y):
@@ -443,12 +454,11 @@ def _contraction_axes(axes, shape_x, shape_y):
             raise ValueError(f"tensordot: cannot contract {axes} dims of shapes {shape_x} and {shape_y}")
         ax_x, ax_y = list(range(len(shape_x) - axes, len(shape_x))), list(range(axes))
     else:
-        ax_x, ax_y = (list(a) if isinstance(a, (tuple, list, range)) else [a] for a in axes)
+        ax_x, ax_y = [[a] if isinstance(a, (int, np.integer)) else list(a) for a in axes]
         if len(ax_x) != len(ax_y):
             raise ValueError(f"tensordot: axes {axes} pair {len(ax_x)} dims with {len(ax_y)}")
-        ax_x = [a % len(shape_x) for a in ax_x]
-        ax_y = [a % len(shape_y) for a in ax_y]
-    if any(shape_x[i] != shape_y[j] for i, j in zip(ax_x, ax_y)):
+        ax_x, ax_y = [a % len(shape_x) for a in ax_x], [a % len(shape_y) for a in ax_y]
+    if [shape_x[i] for i in ax_x] != [shape_y[j] for j in ax_y]:
         raise ValueError(f"tensordot: dims {ax_x} of shape {shape_x} do not match dims {ax_y} of shape {shape_y}")
     return ax_x, ax_y
 
@@ -463,27 +473,27 @@ def _matrix(x, rows, cols):
     allows, else a copy. numpy copies fastest along long runs of adjacent numbers, so when the rows'
     last dim runs longer than the columns' (conv windows: the output width against the kernel
     width) the copy is made column by column and the matrix is its transpose (8x faster there)."""
-    rows, cols = list(rows), list(cols)
-    m, k = math.prod(x.shape[i] for i in rows), math.prod(x.shape[i] for i in cols)
+    k = math.prod([x.shape[i] for i in cols])
+    m = x.size // k if k else math.prod([x.shape[i] for i in rows])
     if _run(x, rows) > _run(x, cols):
         return x.transpose(cols + rows).reshape(k, m).T
     return x.transpose(rows + cols).reshape(m, k)
 
 
-def _unmatrix(d, shape, rows, cols):
-    """The inverse of _matrix: a (rows x cols) matrix back to an array of ``shape``."""
-    if d.flags.f_contiguous and not d.flags.c_contiguous:
-        d, order = d.T, cols + rows
-    else:
-        order = rows + cols
+def _by_columns(matrix):
+    """Whether a 2-D array is laid out column by column (the transpose of a row-by-row one)."""
+    return matrix.flags.f_contiguous and not matrix.flags.c_contiguous
+
+
+def _unmatrix(d, shape, rows, cols, by_columns):
+    """The inverse of _matrix: a (rows x cols) matrix laid out as said back to an array of ``shape``."""
+    d, order = (d.T, cols + rows) if by_columns else (d, rows + cols)
     return d.reshape([shape[i] for i in order]).transpose(_inverse(order))
 
 
-def _product(p, q, like):
-    """p @ q laid out in memory as ``like`` is (by rows or by columns), so that _unmatrix needs no copy."""
-    if like.flags.f_contiguous and not like.flags.c_contiguous:
-        return (q.T @ p.T).T
-    return p @ q
+def _product(p, q, by_columns):
+    """p @ q, laid out column by column or row by row, so that _unmatrix needs no copy."""
+    return (q.T @ p.T).T if by_columns else p @ q
 
 
 def _inverse(perm):
@@ -512,19 +522,17 @@ def _unpad(g, pads, mode):
 def _scatter_windows(g, shape, kernel, stride):
     """The adjoint of sliding_windows: add each window's gradient back where it was read from.
 
-    Windows that do not overlap (stride >= kernel: pooling) are written in one assignment through
-    a window view of the result; overlapping ones take one strided add per kernel offset (as many
-    adds as kernel entries, each a whole array).
+    One strided write per kernel offset (as many as kernel entries, each a whole array): an add
+    where windows overlap (stride < kernel), else a plain copy, since no entry is written twice.
     """
-    out = np.zeros(shape, dtype=g.dtype)
-    if all(s >= k for s, k in zip(stride, kernel)):
-        view = sliding_windows(out, kernel, stride)
-        view.flags.writeable = True  # safe: no two windows share an entry
-        view[...] = g
-        return out
     k = len(kernel)
+    out = np.zeros(shape, dtype=g.dtype)
     counts = g.shape[g.ndim - 2 * k:g.ndim - k]
+    overlap = any(s < w for s, w in zip(stride, kernel))
     for offset in itertools.product(*map(range, kernel)):
-        target = tuple(slice(o, o + s * (c - 1) + 1, s) for o, s, c in zip(offset, stride, counts))
-        out[(Ellipsis,) + target] += g[(Ellipsis,) + offset]
+        target = (Ellipsis,) + tuple(slice(o, o + s * (c - 1) + 1, s) for o, s, c in zip(offset, stride, counts))
+        if overlap:
+            out[target] += g[(Ellipsis,) + offset]
+        else:
+            out[target] = g[(Ellipsis,) + offset]
     return out

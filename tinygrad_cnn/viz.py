@@ -355,7 +355,10 @@ class _Drawing:
                 self.nodes(sub, [n for n in members if n not in units])
                 for u, (owner, nodes) in enumerate(self.grouped(members, units)):
                     with sub.subgraph(name=f"cluster_{c}_{u}") as box:
-                        box.attr(label=self.graph.name(owner) or "", style="rounded", color=COLORS["unit"], fontsize="10")
+                        if len(nodes) > 1:
+                            box.attr(label=self.graph.name(owner) or "", style="rounded", color=COLORS["unit"], fontsize="10")
+                        else:
+                            box.attr(label="", peripheries="0", margin="0")
                         self.nodes(box, nodes)
             self.columns(members)
         self.edges()
@@ -373,9 +376,10 @@ class _Drawing:
                 g.node(f"o{graph.index[node]}", label, **OP_STYLE)
 
     def units(self, members):
-        """{node: the one result of the layer it is computed for}, for each result computed by
-        more than one node (a conv output's products and partial sums, a max-pool window's
-        chain of maxima), when the layer has several results: each gets a box of its own."""
+        """{node: the one result of the layer it is computed for}, when the layer has several
+        results. A result computed by several nodes (a conv output's products and partial sums,
+        a max-pool window's maxima) gets a box of its own; in a collapsed layer each result gets
+        an invisible one, so that dot keeps them in the order they are declared in."""
         inside, owners = set(members), {}
         for node in reversed(members):
             if node.parents:
@@ -387,7 +391,8 @@ class _Drawing:
         sizes = {}
         for owner in units.values():
             sizes[owner] = sizes.get(owner, 0) + 1
-        return {n: o for n, o in units.items() if sizes[o] > 1} if len(sizes) > 1 else {}
+        keep = {n: o for n, o in units.items() if sizes[o] > 1 or n in self.view.collapsed}
+        return keep if len(sizes) > 1 else {}
 
     def grouped(self, members, units):
         """[(result, its nodes)] in index order (z1[0,0], z1[0,1], ...): dot's first layout
@@ -442,13 +447,19 @@ class _Drawing:
 
 
 # --- files ------------------------------------------------------------------------------------------
-def render(root, path, format="svg", **options):
+def render(root, path, format=None, **options):
     """Draw the graph of ``root`` into the file ``path`` and return ``path``.
 
     format: "svg", "png" or "pdf" (Graphviz's ``dot`` program draws them), or "dot" (the DOT
-    text; needs no program). The file is written atomically. Options as for ``to_dot``.
+    text; needs no program); by default the suffix of ``path`` if it is one of these, else
+    "svg". The file is written atomically. Options as for ``to_dot``.
     """
+    suffix = os.path.splitext(str(path))[1][1:].lower()
+    format = format or (suffix if suffix in FORMATS else "svg")
     check_dot(format)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"render: cannot write {path}: the folder {folder} does not exist")
     dot = to_dot(root, **options)
     data = dot.source.encode("utf-8") if format == "dot" else dot.pipe(format=format)
     _write_atomically(path, data)

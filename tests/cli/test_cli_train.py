@@ -147,6 +147,7 @@ def test_bad_mnist_files_exit_2_naming_the_problem(capsys, tmp_path, images, lab
     (["squares", "--restarts", "0"], "--restarts: expected an integer >= 1"),
     (["squares", "--data", "x"], "--data: only for mnist"),
     (["digits", "--n", "10"], "--n: only for squares"),
+    (["mnist", "--init", "pytorch"], "--init: only for squares"),
     (["squares", "--save", "/no/such/folder/c.npz"], "--save: expected a file path in an existing folder"),
     (["squares", "--resume", "/no/such/file.npz"], "--resume: /no/such/file.npz: no such checkpoint file"),
     (["mnist", "--data", "/no/such/folder", "--split", "5"], "--data: mnist: /no/such/folder is not a folder"),

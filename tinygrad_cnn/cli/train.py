@@ -27,7 +27,7 @@ class Task:
 
 
 TASKS = {
-    "squares": Task("the 15-parameter square detector on generated 6x6 images", square_detector15, 10, 32, 0.05, 20),
+    "squares": Task("the 15-parameter square detector on generated 6x6 images", square_detector15, 10, 32, 0.05, 10),
     "digits": Task("the small CNN on scikit-learn's 8x8 digits", digits_cnn, 30, 16, 0.003, 1),
     "mnist": Task("the LeNet-style CNN on 28x28 MNIST digits", mnist_cnn, 8, 64, 0.001, 1),
 }
@@ -55,6 +55,9 @@ def register(subparsers):
                    help=f"train K fresh starts for one epoch each and continue the one with the best accuracy on "
                         f"a validation split (the last {VALIDATION_FRACTION:.0%} of the training images, then "
                         f"not trained on); 1 trains one start on all of them (" + _defaults("restarts") + ")")
+    p.add_argument("--init", choices=("detector", "pytorch"), default="detector",
+                   help="squares: detector (default): w4 and b1 start >= 0 (see models.square_detector15); "
+                        "pytorch: PyTorch's initialisation as drawn")
     p.add_argument("--n", type=int, default=5000, metavar="N",
                    help=f"squares: generated training images, validation split included (default 5000); "
                         f"{SQUARES_TEST} more are the test set")
@@ -94,8 +97,8 @@ def _options(args):
     _at_least(args.seed, 0, "--seed")
     if not (np.isfinite(lr) and lr > 0):
         raise cli.UsageError(f"--lr: expected a positive number, got {lr}")
-    if args.task != "squares" and args.n != 5000:
-        raise cli.UsageError(f"--n: only for squares (the {args.task} data set has a fixed size)")
+    if args.task != "squares" and (args.n != 5000 or args.init != "detector"):
+        raise cli.UsageError(f"--{'n' if args.n != 5000 else 'init'}: only for squares")
     if args.task == "squares":
         _at_least(args.n, 2 if restarts == 1 else 10, "--n")
     if args.task != "mnist" and (args.data is not None or args.split is not None):
@@ -145,7 +148,8 @@ def run(args):
     rng = np.random.default_rng(args.seed)  # start i draws its weights after starts 0..i-1
 
     def make(i):
-        model = task.model(rng, args.engine)
+        model = (square_detector15(rng, args.engine, detector_init=args.init == "detector") if args.task == "squares"
+                 else task.model(rng, args.engine))
         return model, OPTIMIZERS[args.optimizer](model.parameters(), lr=lr)
 
     model, optimizer = make(0)
@@ -158,15 +162,17 @@ def run(args):
     start_epoch = 0
     if args.resume:
         try:
-            start_epoch = checkpoint.restore(args.resume, model, optimizer) or 0
+            start_epoch = checkpoint.restore(args.resume, model, optimizer)
         except checkpoint.CheckpointError as e:
             raise cli.UsageError(f"--resume: {e}") from None
+        if start_epoch is None:
+            raise cli.UsageError(f"--resume: {args.resume} records no epoch to continue from")
 
     sizes = f"{len(X):,} training" + (f", {len(val[0]):,} validation" if val else "") + f", {len(X_test):,} test images"
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     print(f"{args.task}: {task.title}; {sizes}; {n_params:,} parameters, {args.engine} engine, "
-          f"{type(optimizer).__name__} lr {lr:g}, batch {batch_size}, seed {args.seed}", file=out)
-    history, kept = [], None
+          f"{type(optimizer).__name__} lr {optimizer.lr:g}, batch {batch_size}, seed {args.seed}", file=out)
+    history, kept, starts = [], None, []
 
     def on_epoch(epoch, stats):
         history.append(stats)
@@ -178,6 +184,7 @@ def run(args):
     began = time.perf_counter()
     if restarts > 1 and start_epoch == 0:
         def on_start(i, loss, accuracy):
+            starts.append(accuracy)
             print(f"start {i + 1:>{len(str(restarts))}}/{restarts}: validation accuracy {accuracy:.4f}  "
                   f"loss {loss:.4f}", file=out, flush=True)
         model, optimizer, first, kept = train.best_of(
@@ -204,6 +211,6 @@ def run(args):
     if args.json:
         print(json.dumps({"task": args.task, "engine": args.engine, "seed": args.seed,
                           "test_accuracy": test_accuracy, "test_loss": test_loss, "train_seconds": seconds,
-                          "epochs": max(start_epoch, epochs), "kept_start": kept,
+                          "epochs": max(start_epoch, epochs), "kept_start": kept, "start_accuracies": starts,
                           "history": [{k: s[k] for k in ("epoch", "loss", "accuracy")} for s in history]}))
     return 0

@@ -100,9 +100,9 @@ def _check_svg(path):
 
 
 def _draw(result, path, out):
-    from .. import viz  # Graphviz is needed only here
+    from .graph import draw  # Graphviz is needed only here
     try:
-        viz.render(result.root, path, format="svg", params=tuple(W.PARAMS))
+        draw(result, path, "svg")
     except OSError as e:
         raise cli.UsageError(f"--svg: cannot write {path}: {e.strerror or e}") from None
     print(f"graph picture written to {path}", file=out)

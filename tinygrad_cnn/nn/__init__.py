@@ -318,11 +318,16 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        outer = _layer[0]
+        if _layer[0] is not None:  # inside an outer label, which wins
+            return self._run(x)
+        try:  # label each layer's nodes "0: Conv2d", ...: autograd.layer's rule, without a context per layer
+            return self._run(x, labelled=True)
+        finally:
+            _layer[0] = None
+
+    def _run(self, x, labelled=False):
         for name, m in self._modules.items():
-            if outer is None:  # each layer's nodes labelled with its index and kind: "0: Conv2d"
-                with layer(f"{name}: {m.label()}"):
-                    x = m(x)
-            else:
-                x = m(x)
+            if labelled:
+                _layer[0] = f"{name}: {m.label()}"
+            x = m(x)
         return x

@@ -95,9 +95,10 @@ def _maximum(x, other):
     return x.maximum(other) if isinstance(x, Tensor) else np.frompyfunc(Value.max, 2, 1)(x, other)
 
 
-def _mean(x):
-    """The mean of all elements, as a sum of x / n (no overflow when every |x| is below the float max)."""
-    return (x / x.size).sum()
+def _mean(x, sign=1):
+    """The mean of all elements (times sign, +1 or -1), as a sum of x / (sign n): no overflow
+    when every |x| is below the float max, and a negated mean in the same two ops."""
+    return (x / (sign * x.size)).sum()
 
 
 def _data(x):
@@ -112,6 +113,8 @@ def _data(x):
 # --- argument checks -------------------------------------------------------------------------
 def _ints(value, n, fn, arg, minimum):
     """``value`` (an int, or n ints) as a tuple of n ints >= minimum."""
+    if type(value) is int and value >= minimum:
+        return (value,) * n
     items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * n
     if len(items) != n:
         raise ValueError(f"{fn}: {arg} must be an int or a tuple of {n} ints, got {value!r}")
@@ -339,12 +342,12 @@ def binary_cross_entropy(p, target):
     """
     _same_kind("binary_cross_entropy", input=p)
     data = _data(p)
-    if data.size and not (np.all(data >= 0) and np.all(data <= 1)):
+    if data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError(f"binary_cross_entropy: every input must lie in [0, 1], "
                          f"got values from {np.nanmin(data)} to {np.nanmax(data)}"
                          f"{' and nan' if np.isnan(data).any() else ''} (shape {data.shape})")
     t = _target_like("binary_cross_entropy", p, target)
-    return -_mean(t * _clamped_log(p) + (1.0 - t) * _clamped_log(1.0 - p))
+    return _mean(t * _clamped_log(p) + (1.0 - t) * _clamped_log(1.0 - p), sign=-1)
 
 
 @_labelled("loss")
@@ -376,7 +379,7 @@ def cross_entropy(logits, target):
         raise ValueError(f"cross_entropy: target must hold class indices in 0..{logits.shape[1] - 1}, "
                          f"got {t.tolist() if t.size <= 10 else t.dtype}")
     picked = log_softmax(logits, 1)[np.arange(t.shape[0]), t.astype(np.int64)]
-    return -_mean(picked)
+    return _mean(picked, sign=-1)
 
 
 @_labelled("loss")
