@@ -14,9 +14,9 @@
 Both sides start from the same weights and data (the first losses are printed side by side).
 A step's time is the median over --repeat rounds of the mean of a batch of steps (best also
 shown); the two sides run alternately, round by round, and the garbage collector runs
-(outside the timing) before each batch, so both meet the same machine. PyTorch gets as many
-threads as numpy's BLAS has (threadpoolctl tells, when installed; else the CPU count), or
---threads N for both.
+(outside the timing) before each batch, so both meet the same machine. A ratio is the median
+of the rounds' ratios. PyTorch gets as many threads as numpy's BLAS has (threadpoolctl tells,
+when installed; else the CPU count), or --threads N for both (set before numpy is imported).
 """
 import argparse
 import gc
@@ -72,7 +72,7 @@ def timed(step, steps):
 
 
 def race(sides, repeat, batch_seconds=0.1):
-    """{name: (median, best)} seconds per step, the sides timed alternately, round by round.
+    """{name: [seconds per step, one per round]}, the sides timed alternately, round by round.
 
     Each side's batch has as many steps as take about ``batch_seconds`` (measured once first)."""
     steps = {name: max(1, round(batch_seconds / timed(step, 3))) for name, step in sides.items()}
@@ -80,7 +80,7 @@ def race(sides, repeat, batch_seconds=0.1):
     for _ in range(repeat):
         for name, step in sides.items():
             times[name].append(timed(step, steps[name]))
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+    return times
 
 
 # --- (a) LeNet-style training step, float32, batch 64 ---------------------------------------------
@@ -164,21 +164,21 @@ def cnn10_steps(torch):
 
 
 def report(title, sides, repeat, unit, scale, goal=None, reference="PyTorch", first=None):
-    """Race the sides and print their first losses, times, ratios to ``reference`` and the goal
-    ``(name, at most, aim)`` met or not."""
+    """Race the sides; print their first losses, median and best times, and the ratio to ``reference``
+    (the median of the rounds' ratios: each round times both sides back to back, so a busy machine
+    slows both alike) with the goal ``(name, at most, aim)`` met or not."""
     first = first or {name: step() for name, step in sides.items()}
     print(f"\n{title}")
     print("  first loss: " + ", ".join(f"{name} {value:.10g}" for name, value in first.items()))
-    results = race(sides, repeat)
-    for name, (median, best) in results.items():
-        line = f"  {name:<20} {median * scale:9.1f} {unit} per step (best {best * scale:.1f})"
-        if reference in results and name != reference:
-            ratio = median / results[reference][0]
+    times = race(sides, repeat)
+    for name, t in times.items():
+        line = f"  {name:<20} {statistics.median(t) * scale:9.1f} {unit} per step (best {min(t) * scale:.1f})"
+        if reference in times and name != reference:
+            ratio = statistics.median(a / b for a, b in zip(t, times[reference]))
             line += f"   {ratio:6.2f}x {reference}"
             if goal and goal[0] == name:
                 line += f"   goal <= {goal[1]}x (aim {goal[2]}x): {'met' if ratio <= goal[1] else 'NOT met'}"
         print(line)
-    return results
 
 
 def main(args):

@@ -81,11 +81,12 @@ def squares(args):
                                 ("--init", "pytorch", "--restarts", 1, "--n", 4000, "--epochs", 30)),
                                ("detector init, one start, 30 epochs of 4,000 images",
                                 ("--restarts", 1, "--n", 4000, "--epochs", 30)),
-                               ("PyTorch init, 20 starts judged on validation", ("--init", "pytorch", "--restarts", 20))):
+                               ("PyTorch init, 20 starts judged on validation",
+                                ("--init", "pytorch", "--restarts", 20))):
             runs = [ours("squares", "--seed", seed, *options) for seed in range(args.seeds)]
             below = sum(r["test_accuracy"] < 0.99 for r, _ in runs)
-            report([(cmd, f"test accuracy {r['test_accuracy']:.4f}  train {r['train_seconds']:5.1f} s") for r, cmd in runs],
-                   f"{title}: {below} of {len(runs)} seeds below 0.99")
+            report([(cmd, f"test accuracy {r['test_accuracy']:.4f}  train {r['train_seconds']:5.1f} s")
+                    for r, cmd in runs], f"{title}: {below} of {len(runs)} seeds below 0.99")
 
 
 def squares_value(args):
@@ -139,11 +140,11 @@ def beside_torch(task_name, extra, train_set, test_set, args, goal):
     rows, ok = [], True
     for seed in range(args.seeds):
         result, cmd = ours(task_name, "--seed", seed, *extra)
-        torch_runs = {dtype: torch_run(TASKS[task_name], make(seed), train_set, test_set, seed, args.torch_threads, dtype)
-                      for dtype in ("float32", "float64")}
+        torch_runs = {dtype: torch_run(TASKS[task_name], make(seed), train_set, test_set, seed, args.torch_threads,
+                                       dtype) for dtype in ("float32", "float64")}
         ok &= goal(result, torch_runs["float32"][0])
-        rows.append((cmd, f"test accuracy {result['test_accuracy']:.4f}  train {result['train_seconds']:5.1f} s   PyTorch "
-                          + ", ".join(f"{d}: {a:.4f} {t:5.1f} s" for d, (a, t) in torch_runs.items())))
+        rows.append((cmd, f"test accuracy {result['test_accuracy']:.4f}  train {result['train_seconds']:5.1f} s   "
+                          "PyTorch " + ", ".join(f"{d}: {a:.4f} {t:5.1f} s" for d, (a, t) in torch_runs.items())))
     return rows, ok
 
 

@@ -103,3 +103,12 @@ def test_worked_example_figures(tmp_path):
     assert [p.rsplit("/", 1)[1] for p in written] == ["forward.png", "gradients.png"]
     for p in written:
         assert open(p, "rb").read(8) == PNG
+
+
+def test_worked_command_draws_its_maps(tmp_path, capsys):
+    from tinygrad_cnn.cli import main
+    assert main(["worked", "--model", "square15", "--plots", str(tmp_path / "w")]) == 0
+    assert f"pictures: {tmp_path / 'w' / 'forward.png'}, {tmp_path / 'w' / 'gradients.png'}" in capsys.readouterr().out
+    (tmp_path / "file").write_text("")
+    assert main(["worked", "--plots", str(tmp_path / "file")]) == 2
+    assert "--plots: expected a folder" in capsys.readouterr().err

@@ -140,14 +140,16 @@ UNARY = {  # name: (op, numpy value, derivative, safe inputs)
     "neg": (lambda t: -t, np.negative, lambda x: -np.ones_like(x), strategies.finite_floats()),
     "exp": (Tensor.exp, np.exp, np.exp, strategies.finite_floats()),
     "log": (Tensor.log, np.log, lambda x: 1 / x, strategies.finite_floats(0.1, 5)),
-    "relu": (Tensor.relu, lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0, strategies.finite_floats(away_from=(0,))),
+    "relu": (Tensor.relu, lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0,
+             strategies.finite_floats(away_from=(0,))),
     "leaky_relu": (lambda t: t.leaky_relu(0.3), lambda x: np.where(x > 0, x, 0.3 * x),
                    lambda x: np.where(x > 0, 1, 0.3), strategies.finite_floats(away_from=(0,))),
     "sigmoid": (Tensor.sigmoid, lambda x: 1 / (1 + np.exp(-x)), lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2,
                 strategies.finite_floats()),
     "tanh": (Tensor.tanh, np.tanh, lambda x: 1 / np.cosh(x) ** 2, strategies.finite_floats()),
     "pow 3": (lambda t: t ** 3, lambda x: x ** 3, lambda x: 3 * x ** 2, strategies.finite_floats()),
-    "pow -1.5": (lambda t: t ** -1.5, lambda x: x ** -1.5, lambda x: -1.5 * x ** -2.5, strategies.finite_floats(0.2, 5)),
+    "pow -1.5": (lambda t: t ** -1.5, lambda x: x ** -1.5, lambda x: -1.5 * x ** -2.5,
+                 strategies.finite_floats(0.2, 5)),
     "pow 0": (lambda t: t ** 0, np.ones_like, np.zeros_like, strategies.finite_floats()),
 }
 
@@ -312,8 +314,8 @@ def test_reshape_transpose_flatten_and_T(x, data):
         check(fn, x)
 
 
-INDICES = [(0,), (slice(1, None),), (Ellipsis, 0), (slice(None), [0, 0, 1]), ([1, 0, 1],), (np.array([True, False, True]),),
-           (slice(None, None, -1), slice(None, None, 2))]
+INDICES = [(0,), (slice(1, None),), (Ellipsis, 0), (slice(None), [0, 0, 1]), ([1, 0, 1],),
+           (np.array([True, False, True]),), (slice(None, None, -1), slice(None, None, 2))]
 
 
 @pytest.mark.parametrize("index", INDICES, ids=str)

@@ -65,7 +65,7 @@ def draw_maps(path, rows, title=""):
     if all(len(row) == 1 for row in rows):
         rows = [[row[0] for row in rows]]
     width = max(len(row) for row in rows)
-    side = max(2.0, min(3.2, 0.5 * max(np.atleast_2d(a).shape[1] for row in rows for _, a in row)))
+    side = max(2.0, min(3.2, 0.4 * max(np.atleast_2d(a).shape[1] for row in rows for _, a in row)))
     head = 0.6 if title else 0.1  # inches above the maps
     fig = Figure(figsize=(side * width, side * len(rows) + head))
     axes = fig.subplots(len(rows), width, squeeze=False, gridspec_kw=dict(wspace=0.25, hspace=0.45))
@@ -112,9 +112,10 @@ def _conv_layers(model):
 def _kernels(path, model):
     name, conv = _conv_layers(model)[0]
     weight, bias = (np.asarray(model.state_dict()[f"{name}.{k}"]) for k in ("weight", "bias"))
-    rows = [[(f"kernel {o}" + (f", input {i}" if weight.shape[1] > 1 else "") + (f"\nbias {bias[o]:.3f}" if i == 0 else ""),
-              weight[o, i])
-             for i in range(weight.shape[1])] for o in range(weight.shape[0])]
+    def title(o, i):
+        return f"kernel {o}" + (f", input {i}" if weight.shape[1] > 1 else "") + (f"\nbias {bias[o]:.3f}" if i == 0 else "")
+
+    rows = [[(title(o, i), weight[o, i]) for i in range(weight.shape[1])] for o in range(weight.shape[0])]
     if weight.shape[1] == 1:  # one input channel: lay the kernels out in rows of up to 8
         flat = [row[0] for row in rows]
         rows = [flat[k:k + 8] for k in range(0, len(flat), 8)]

@@ -81,8 +81,8 @@ def check_data(model, X, y, name="training"):
         raise ValueError(f"{name} labels must be finite numbers, got {y.dtype}")
     outside = (y != np.round(y)) | (y < 0) | (y >= classes)
     if outside.any():
-        raise ValueError(f"{name} labels must be classes 0..{classes - 1} of the model; label {y[outside][0].item()!r} "
-                         f"(image {np.flatnonzero(outside)[0]}) is not")
+        raise ValueError(f"{name} labels must be classes 0..{classes - 1} of the model; "
+                         f"label {y[outside][0].item()!r} (image {np.flatnonzero(outside)[0]}) is not")
 
 
 def evaluate(model, X, y, batch_size=500):
@@ -164,9 +164,9 @@ def best_of(make, starts, X, y, X_val, y_val, epochs=1, batch_size=32, seed=0, o
     same batches, and keep the one with the best accuracy on (X_val, y_val) (the lower loss on a tie,
     then the first).
 
-    Small nets such as the square detector end in a bad local minimum from some starts; which one
-    a start falls into shows after an epoch, so a few short starts judged on held-out images make
-    training reliable. ``on_start(i, val_loss, val_accuracy)`` reports each start.
+    Small nets such as the square detector end dead (every ReLU off) or in a poor minimum from
+    some starts; which way a start goes shows after an epoch, so a few short starts judged on
+    held-out images make training reliable. ``on_start(i, val_loss, val_accuracy)`` reports each start.
     Returns ``(model, optimizer, history, i)`` of the kept start.
     """
     best, best_score = None, None

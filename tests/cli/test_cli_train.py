@@ -86,7 +86,8 @@ def test_value_engine_run_gives_the_tensor_engine_numbers(capsys):
     status, value, _ = train(capsys, *argv, "--engine", "value")
     assert status == 0 and value["engine"] == "value" and value["test_accuracy"] == tensor["test_accuracy"]
     assert [h["loss"] for h in value["history"]] == pytest.approx([h["loss"] for h in tensor["history"]], abs=1e-10)
-    assert value["test_loss"] == pytest.approx(tensor["test_loss"], abs=1e-10) and value["kept_start"] == tensor["kept_start"]
+    assert value["test_loss"] == pytest.approx(tensor["test_loss"], abs=1e-10)
+    assert value["kept_start"] == tensor["kept_start"]
 
 
 def test_mnist_from_idx_files_with_split(capsys, tmp_path):
@@ -170,6 +171,16 @@ def test_plots_are_written(capsys, tmp_path):
     assert status == 0
     for name in ("curves.png", "kernels.png", "feature_maps.png"):
         assert (tmp_path / "pictures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "the last 20% of the training images" in out
+    for option in ("--engine", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--restarts", "--init",
+                   "--n", "--data", "--split", "--save", "--resume", "--plots", "--json"):
+        assert option in out
 
 
 def test_console_script_exit_status_and_json_last_line():

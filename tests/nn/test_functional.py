@@ -208,7 +208,8 @@ def test_pools_match_loops_finite_differences_and_the_value_path(way, cfg, seed)
     x = strategies.pool2d_input(cfg, rng)  # entries far apart: one arg-max per window
     stride = cfg["kernel"] if cfg["stride"] is None else cfg["stride"]
     G = rng.normal(size=output_shape(pool_fn(cfg), x))
-    expected, dx = ref.pool2d_ref(batched(x, cfg["batch"]), cfg["kernel"], stride, cfg["mode"], batched(G, cfg["batch"]))
+    expected, dx = ref.pool2d_ref(batched(x, cfg["batch"]), cfg["kernel"], stride, cfg["mode"],
+                                  batched(G, cfg["batch"]))
     with reductions_by(way):
         out, (gx,) = on_tensors(pool_fn(cfg), [x], G)
     np.testing.assert_allclose(out, unbatched(expected, cfg["batch"]), **CLOSE)
@@ -420,6 +421,16 @@ def test_mse_loss_matches_loops_finite_differences_and_the_value_path(shape, see
     assert_engines_agree(lambda x: F.mse_loss(x, t), [x])
 
 
+def test_a_lone_value_works_as_a_0_d_input():
+    for loss in (lambda p: F.binary_cross_entropy(p, 1.0), lambda p: F.binary_cross_entropy_with_logits(p, 0.0),
+                 lambda p: F.mse_loss(p, 2.0)):
+        v, t = Value(0.3), Tensor(0.3, requires_grad=True)
+        out_v, out_t = loss(v), loss(t)
+        out_v.backward()
+        out_t.backward()
+        assert isinstance(out_v, Value) and abs(out_v.data - out_t.item()) < 1e-15 and abs(v.grad - t.grad) < 1e-15
+
+
 def test_a_target_in_the_graph_gets_its_gradient_too():
     x, t = Tensor([1.0, 2.0], requires_grad=True), Tensor([0.5, 0.0], requires_grad=True)
     F.mse_loss(x, t).backward()
@@ -431,7 +442,8 @@ def test_a_target_in_the_graph_gets_its_gradient_too():
 
 # --- float32, layers -------------------------------------------------------------------------------------
 FLOAT32_CASES = {  # name: (fn, input shapes)
-    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, padding=1, padding_mode="replicate"), [(2, 2, 5, 5), (3, 2, 3, 3), (3,)]),
+    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, padding=1, padding_mode="replicate"),
+               [(2, 2, 5, 5), (3, 2, 3, 3), (3,)]),
     "conv1d": (lambda x, w: F.conv1d(x, w, stride=2, padding="valid"), [(2, 2, 7), (3, 2, 3)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, 2), [(1, 2, 4, 4)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, (2, 1), 1), [(2, 4, 4)]),

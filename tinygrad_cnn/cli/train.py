@@ -53,7 +53,7 @@ def register(subparsers):
                    help="seeds the initial weights, the batch order and the generated squares (default 0)")
     p.add_argument("--restarts", type=int, metavar="K",
                    help=f"train K fresh starts for one epoch each and continue the one with the best accuracy on "
-                        f"a validation split (the last {VALIDATION_FRACTION:.0%} of the training images, then "
+                        f"a validation split (the last {VALIDATION_FRACTION:.0%}% of the training images, then "
                         f"not trained on); 1 trains one start on all of them (" + _defaults("restarts") + ")")
     p.add_argument("--init", choices=("detector", "pytorch"), default="detector",
                    help="squares: detector (default): w4 and b1 start >= 0 (see models.square_detector15); "
@@ -108,13 +108,18 @@ def _options(args):
         if os.path.isdir(args.save) or not os.path.isdir(folder):
             raise cli.UsageError(f"--save: expected a file path in an existing folder, got {args.save}")
     if args.plots:
-        if os.path.exists(args.plots) and not os.path.isdir(args.plots):
-            raise cli.UsageError(f"--plots: expected a folder, {args.plots} is a file")
-        try:
-            from .. import plots  # noqa: F401  (fails here, before training, without matplotlib)
-        except ImportError as e:
-            raise cli.UsageError(f"--plots: {e}") from None
+        check_plots(args.plots)
     return epochs, batch_size, lr, restarts
+
+
+def check_plots(folder):
+    """``--plots DIR``: raise cli.UsageError, before any work, unless DIR can be a folder and matplotlib is there."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise cli.UsageError(f"--plots: expected a folder, {folder} is a file")
+    try:
+        from .. import plots  # noqa: F401  (fails here without matplotlib)
+    except ImportError as e:
+        raise cli.UsageError(f"--plots: {e}") from None
 
 
 def _load(args, restarts):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import cli
 from .. import worked as W
+from .train import check_plots
 
 ARRAY_HELP = "a JSON list, or the path of a .npy or text file"
 
@@ -27,6 +28,8 @@ def register(subparsers):
                         "is a node with its own .grad; tensor: numpy arrays (same numbers to 1e-12)")
     p.add_argument("--json", action="store_true", help="print one JSON object (values and gradients) instead")
     p.add_argument("--svg", metavar="PATH", help="also draw the computation graph to PATH (needs Graphviz's dot)")
+    p.add_argument("--plots", metavar="DIR", help="also draw X, F, z1, a1, a2 and each gradient map as heatmaps "
+                                                  "to DIR/forward.png and DIR/gradients.png (needs matplotlib)")
     p.add_argument("--x", metavar="ARRAY", help=f"the input image, n x n ({ARRAY_HELP})")
     p.add_argument("--kernel", metavar="ARRAY", help=f"the conv kernel F, k x k ({ARRAY_HELP})")
     p.add_argument("--b1", metavar="N", help="the conv bias")
@@ -76,6 +79,8 @@ def _seed(text):
 def run(args):
     if args.svg:
         _check_svg(args.svg)
+    if args.plots:
+        check_plots(args.plots)
     arrays = {k: None if getattr(args, k) is None else read_array(getattr(args, k), f"--{k}") for k in ("x", "kernel", "w4")}
     try:
         result = W.work(args.model, args.engine, b1=args.b1, b4=args.b4, label=args.label, seed=_seed(args.seed), **arrays)
@@ -87,6 +92,10 @@ def run(args):
         print("\n".join(report(result)))
     if args.svg:
         _draw(result, args.svg, sys.stderr if args.json else sys.stdout)
+    if args.plots:
+        from .. import plots
+        written = plots.worked_figures(args.plots, result)
+        print(f"pictures: {', '.join(written)}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -208,7 +208,8 @@ class Conv2d(_Weighted):
             raise ValueError(f"Conv2d: padding_mode must be 'zeros' or 'replicate', got {padding_mode!r}")
         self.stride, self.padding, self.padding_mode = stride, padding, padding_mode
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self._init_parameters((self.out_channels, self.in_channels) + self.kernel_size, fan_in, bias, engine, rng, dtype)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self._init_parameters(shape, fan_in, bias, engine, rng, dtype)
 
     def forward(self, x):
         return functional.conv2d(x, _matching(self.weight, x, "weight"), _matching(self.bias, x, "bias"),

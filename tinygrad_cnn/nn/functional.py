@@ -19,7 +19,7 @@ from ..tensor import Tensor, sliding_windows
 
 # --- the few places where the two kinds of array differ ------------------------------------
 def _kind(x, fn, arg):
-    if type(x) is Tensor:
+    if isinstance(x, Tensor):
         return Tensor
     if isinstance(x, Value) or isinstance(x, np.ndarray) and x.dtype == object and all(
             isinstance(v, Value) for v in x.flat):
@@ -98,7 +98,8 @@ def _maximum(x, other):
 def _mean(x, sign=1):
     """The mean of all elements (times sign, +1 or -1), as a sum of x / (sign n): no overflow
     when every |x| is below the float max, and a negated mean in the same two ops."""
-    return (x / (sign * x.size)).sum()
+    terms = x / (sign * np.size(x))
+    return terms if isinstance(terms, Value) else terms.sum()  # a lone Value is its own sum
 
 
 def _data(x):
@@ -287,7 +288,7 @@ def _dim(fn, x, dim):
 
 def _shifted(x, dim):
     """x minus its max along dim, the max held constant (softmax does not change under the shift)."""
-    return x - np.max(_data(x), axis=dim, keepdims=True).astype(_data(x).dtype)
+    return x - _data(x).max(axis=dim, keepdims=True)
 
 
 @_labelled("softmax")
@@ -319,7 +320,7 @@ def _target_like(fn, x, target):
             numbers = np.asarray(target, dtype=_data(x).dtype)
         except (TypeError, ValueError):
             raise TypeError(f"{fn}: target must be numbers, a Tensor or Values, got {type(target).__name__}") from None
-        t = numbers  # a constant: Tensor ops take numpy arrays, Value ops take floats
+        t = numbers if numbers.ndim else numbers[()]  # a constant array (or a number for 0-d)
     if tuple(np.shape(t)) != tuple(np.shape(x)):
         raise ValueError(f"{fn}: target shape {tuple(np.shape(t))} does not match input shape {tuple(np.shape(x))}")
     return t
