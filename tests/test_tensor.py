@@ -302,7 +302,7 @@ def test_reshape_transpose_flatten_and_T(x, data):
     perm = data.draw(st.permutations(range(x.ndim)))
     start = data.draw(st.integers(0, x.ndim - 1))
     cases = [(lambda t: t.reshape(-1), x.reshape(-1)), (lambda t: t.reshape(x.shape[::-1]), x.reshape(x.shape[::-1])),
-             (lambda t: t.transpose(*perm), x.transpose(perm)), (lambda t: t.transpose(tuple(perm)), x.transpose(perm)),
+             (lambda t: t.permute(*perm), x.transpose(perm)), (lambda t: t.transpose(tuple(perm)), x.transpose(perm)),
              (lambda t: t.T, x.T), (lambda t: t.transpose(), x.T),
              (lambda t: t.flatten(start), x.reshape(x.shape[:start] + (-1,))), (lambda t: t.flatten(), x.reshape(-1))]
     for fn, expected in cases:
@@ -469,3 +469,17 @@ def test_primitives_are_a_short_list_with_their_rules_beside_them():
     out = F.conv2d(F.max_pool2d(x, 2), leaf(np.ones((1, 1, 2, 2))), leaf([0.0]))
     ops = {n.op for n in out.sum().topo_order()} - {""}
     assert ops <= set(tensor._PRIMITIVES) | {"pad(constant)", "pad(edge)"}
+
+
+def test_transpose_swaps_two_dims_as_torch_and_permute_reorders_them():
+    data = np.arange(24.0).reshape(2, 3, 4)
+    t = Tensor(data, requires_grad=True)
+    swapped = t.transpose(0, 2)
+    assert swapped.shape == (4, 3, 2)
+    np.testing.assert_array_equal(swapped.data, np.swapaxes(data, 0, 2))
+    np.testing.assert_array_equal(Tensor([[1.0, 2.0]]).transpose(0, 1).data, [[1.0], [2.0]])
+    permuted = t.permute(2, 0, 1)
+    np.testing.assert_array_equal(permuted.data, data.transpose(2, 0, 1))
+    weights = np.arange(24.0).reshape(4, 2, 3)
+    (permuted * Tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(t.grad, weights.transpose(1, 2, 0))

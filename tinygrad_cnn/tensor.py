@@ -218,9 +218,18 @@ class Tensor(Node):
         before = self.data.shape
         return _make(self.data.reshape(shape), (self,), "reshape", (lambda g: g.reshape(before),))
 
-    def transpose(self, *axes):
-        """Permute the dims (reverse them when no axes are given), as numpy's transpose."""
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+    def transpose(self, *dims):
+        """Swap two dims, as ``torch.transpose(dim0, dim1)``; given one tuple of all the dims (or
+        nothing: reverse them) it permutes them, as numpy's ``transpose`` and ``permute`` do."""
+        if len(dims) == 2 and all(isinstance(d, (int, np.integer)) for d in dims):
+            order = list(range(self.ndim))
+            order[dims[0]], order[dims[1]] = order[dims[1]], order[dims[0]]
+            dims = (order,)
+        return self.permute(*dims)
+
+    def permute(self, *dims):
+        """Reorder the dims: out.shape[i] = self.shape[dims[i]] (reverse them when none are given)."""
+        axes = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         axes = tuple(axes) or tuple(reversed(range(self.ndim)))
         out = self.data.transpose(axes)
         inverse = _inverse(axes)
@@ -437,7 +446,8 @@ def _first_argmax_mask(x, axis):
         top = _reduce(np.maximum, x, axes, keepdims=True)
         mask, taken = np.zeros(x.shape, dtype=bool), np.zeros(top.shape, dtype=bool)
         for index in _cells(x.shape, axes):
-            hit = np.greater(x[index] == top, taken, out=mask[index])  # equal to the max, and none before
+            # equal to the max (a NaN, when the max is NaN, as argmax picks), and none before
+            hit = np.greater((x[index] == top) | np.isnan(x[index]), taken, out=mask[index])
             taken |= hit
         return mask
     order = tuple(a for a in range(x.ndim) if a not in axes) + axes  # the reduced dims last

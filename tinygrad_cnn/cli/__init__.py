@@ -1,15 +1,17 @@
-"""The ``tinygrad-cnn`` command: one sub-command per module listed in COMMANDS.
+"""The ``tinygrad-cnn`` command: one sub-command per module of this package named in COMMANDS.
 
 Each module defines ``register(subparsers)``, which adds its parser and sets ``func``
-(called with the parsed arguments; returns the exit status).
+(called with the parsed arguments; returns the exit status). The modules are imported when
+the parser is built, so they can use ``cli.UsageError``.
 """
 import argparse
+import importlib
+import os
 import sys
 
 from .. import __version__
 
-from . import graph, train, worked  # noqa: E402  (each command module raises cli.UsageError, looked up when raised)
-COMMANDS = (worked, train, graph)
+COMMANDS = ("worked", "graph", "train")
 
 
 class UsageError(Exception):
@@ -22,8 +24,8 @@ def build_parser():
         description="Every number of a CNN's forward and backward pass, on a scalar or a tensor autograd engine.")
     parser.add_argument("--version", action="version", version=f"tinygrad-cnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
@@ -38,3 +40,6 @@ def main(argv=None):
     except UsageError as e:
         print(f"tinygrad-cnn {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped early: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
