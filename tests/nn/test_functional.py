@@ -118,20 +118,30 @@ def test_conv2d_value_and_gradients_match_loops_and_finite_differences(cfg, seed
     x, w, b = strategies.conv2d_inputs(cfg, rng)
     stride, padding = as_given(cfg["stride"]), as_given(cfg["padding"])
     pads = conv_pads(cfg["padding"], cfg["kernel"])
-    expected, *_ = ref.conv2d_ref(batched(x, cfg["batch"]), w, b, cfg["stride"], pads, cfg["padding_mode"], None)
-    G = unbatched(rng.normal(size=expected.shape), cfg["batch"])
-    _, dx, dw, db = ref.conv2d_ref(batched(x, cfg["batch"]), w, b, cfg["stride"], pads, cfg["padding_mode"],
-                                   batched(G, cfg["batch"]))
 
     def conv(x, w, b):
         return F.conv2d(x, w, b, stride=stride, padding=padding, padding_mode=cfg["padding_mode"])
-    out, (gx, gw, gb) = on_tensors(conv, [x, w, b], G)
-    np.testing.assert_allclose(out, unbatched(expected, cfg["batch"]), **CLOSE)
-    np.testing.assert_allclose(gx, unbatched(dx, cfg["batch"]), **CLOSE)
+
+    def loops(x, w, b, G):
+        return ref.conv2d_ref(x, w, b, cfg["stride"], pads, cfg["padding_mode"], G)
+    check_conv(conv, loops, [x, w, b], cfg["batch"], rng)
+
+
+def check_conv(conv, loops, inputs, batch, rng):
+    """conv's value and gradients against the loop reference and central differences; returns
+    the output gradient used."""
+    x, w, b = inputs
+    expected, *_ = loops(batched(x, batch), w, b, None)
+    G = unbatched(rng.normal(size=expected.shape), batch)
+    _, dx, dw, db = loops(batched(x, batch), w, b, batched(G, batch))
+    out, (gx, gw, gb) = on_tensors(conv, inputs, G)
+    np.testing.assert_allclose(out, unbatched(expected, batch), **CLOSE)
+    np.testing.assert_allclose(gx, unbatched(dx, batch), **CLOSE)
     np.testing.assert_allclose(gw, dw, **CLOSE)
     if b is not None:
         np.testing.assert_allclose(gb, db, **CLOSE)
-    assert_gradcheck(conv, [x, w, b], G)
+    assert_gradcheck(conv, inputs, G)
+    return G
 
 
 @given(strategies.conv2d_configs(max_channels=2, max_size=4, string_padding=True), SEEDS)
@@ -179,18 +189,9 @@ def test_conv1d_value_and_gradients_match_loops_finite_differences_and_values(cf
     x = rng.normal(size=(cfg["c"], cfg["length"]) if cfg["batch"] == 0 else (cfg["batch"], cfg["c"], cfg["length"]))
     w, b = rng.normal(size=(cfg["o"], cfg["c"], cfg["kernel"])), rng.normal(size=cfg["o"]) if cfg["bias"] else None
     (pads,) = conv_pads(cfg["padding"], (cfg["kernel"],))
-    expected, *_ = ref.conv1d_ref(batched(x, cfg["batch"]), w, b, cfg["stride"], pads, cfg["mode"], None)
-    G = unbatched(rng.normal(size=expected.shape), cfg["batch"])
-    _, dx, dw, db = ref.conv1d_ref(batched(x, cfg["batch"]), w, b, cfg["stride"], pads, cfg["mode"],
-                                   batched(G, cfg["batch"]))
     conv = lambda x, w, b: F.conv1d(x, w, b, cfg["stride"], cfg["padding"], cfg["mode"])  # noqa: E731
-    out, (gx, gw, gb) = on_tensors(conv, [x, w, b], G)
-    np.testing.assert_allclose(out, unbatched(expected, cfg["batch"]), **CLOSE)
-    np.testing.assert_allclose(gx, unbatched(dx, cfg["batch"]), **CLOSE)
-    np.testing.assert_allclose(gw, dw, **CLOSE)
-    if b is not None:
-        np.testing.assert_allclose(gb, db, **CLOSE)
-    assert_gradcheck(conv, [x, w, b], G)
+    loops = lambda x, w, b, G: ref.conv1d_ref(x, w, b, cfg["stride"], pads, cfg["mode"], G)  # noqa: E731
+    G = check_conv(conv, loops, [x, w, b], cfg["batch"], rng)
     assert_engines_agree(conv, [x, w, b], G)
 
 
