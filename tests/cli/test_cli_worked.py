@@ -115,7 +115,7 @@ def test_unreadable_files_are_named(capsys, tmp_path):
                         (tmp_path, "cannot read")):
         status, out, err = run(capsys, "--kernel", str(path))
         assert status == 2 and out == "" and err.count("\n") == 1
-        assert err.startswith(f"tinygrad-cnn worked: --kernel: ") and words in err and str(path) in err
+        assert err.startswith("tinygrad-cnn worked: --kernel: ") and words in err and str(path) in err
 
 
 def test_console_script_has_no_traceback_on_bad_input():

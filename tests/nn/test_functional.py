@@ -14,6 +14,7 @@ import tinygrad_cnn.nn.functional as F
 import tinygrad_cnn.tensor as tensor
 from tinygrad_cnn import Tensor, Value, values
 from tinygrad_cnn.autograd import layer
+from tinygrad_cnn.nn import numbers
 from tinygrad_cnn.testing import gradcheck, strategies
 
 CLOSE = dict(rtol=1e-10, atol=1e-12)   # two float64 computations of the same sums, in other orders
@@ -30,14 +31,6 @@ def reductions_by(way):
 
 
 # --- running a function on each engine -------------------------------------------------------------
-def numbers(x):
-    if isinstance(x, Tensor):
-        return x.data
-    if isinstance(x, Value):
-        return np.float64(x.data)
-    return np.array([v.data for v in x.flat], dtype=np.float64).reshape(x.shape)
-
-
 def grads(x):
     if isinstance(x, Tensor):
         return np.zeros(x.shape) if x.grad is None else x.grad

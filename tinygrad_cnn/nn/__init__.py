@@ -36,9 +36,11 @@ def is_parameter(x):
 
 
 def numbers(param):
-    """The numbers of a parameter (a Tensor's data array itself; a new float64 array for Values)."""
+    """The numbers of a Tensor (its data array itself), a Value array (a new float64 array) or a Value."""
     if isinstance(param, Tensor):
         return param.data
+    if isinstance(param, Value):
+        return np.float64(param.data)
     return np.array([v.data for v in param.flat], dtype=np.float64).reshape(param.shape)
 
 

@@ -22,7 +22,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from .. import nn
-from ..engine import Value, values
+from ..engine import values
 from ..tensor import Tensor, no_grad, sliding_windows
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -240,14 +240,6 @@ def small_cnns(engine="tensor", margin=1e-3, **architecture):
         lambda cnn: kink_margin(*cnn) > margin)
 
 
-def _numbers(x):
-    if isinstance(x, Tensor):
-        return x.data
-    if isinstance(x, Value):
-        return np.float64(x.data)
-    return np.array([v.data for v in x.flat], dtype=np.float64).reshape(x.shape)
-
-
 def kink_margin(model, x):
     """The smallest distance to a kink in ``model(x)``: over every ReLU/LeakyReLU input entry
     |z|, and every MaxPool2d window the gap between its two largest entries.
@@ -256,7 +248,7 @@ def kink_margin(model, x):
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"kink_margin: model must be an nn.Sequential, got {type(model).__name__}")
-    margin, h = np.inf, Tensor(_numbers(x))
+    margin, h = np.inf, Tensor(nn.numbers(x))
     with no_grad():
         for module in model:
             if isinstance(module, nn.Sequential):
