@@ -144,7 +144,7 @@ def test_value_engine_models_convert_both_ways():
     ours = np.array([[v.data for v in row] for row in model(values(x))])
     np.testing.assert_allclose(ours, net(torch.tensor(x)).detach().numpy(), rtol=1e-12)
     back = interop.from_torch(net, engine="value")
-    assert back.engine == "tensor" and back[0].engine == "value"
+    assert tnn.engine_of(back[0].weight) == "value"
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v)
 
@@ -155,7 +155,7 @@ def test_float32_torch_weights_and_padding_strings():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding="same"), torch.nn.Conv2d(3, 1, 2, padding="valid"))
     model = interop.from_torch(net)  # float32 weights are copied exactly into float64
-    assert model[0].padding == (1, 1) and model[1].padding == 0
+    assert model[0].padding == "same" and model[1].padding == "valid"
     x = np.random.default_rng(1).normal(size=(1, 2, 5, 5))
     expected = net.double()(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(model(Tensor(x)).data, expected, rtol=1e-12, atol=1e-14)
@@ -178,17 +178,29 @@ def _torch_unsupported(torch):
     t = torch.nn
     return [
         (t.Sequential(t.Conv2d(1, 2, 3), t.BatchNorm2d(2)), "BatchNorm2d is not supported; supported layers: Seq"),
-        (t.Dropout(), "Dropout is not supported"),
         (t.ModuleList([t.ReLU()]), "ModuleList is not supported"),
-        (t.Conv2d(1, 1, 3, dilation=2), r"Conv2d with dilation=\(2, 2\) \(only dilation=1 is supported\)"),
-        (t.Conv2d(2, 2, 3, groups=2), "Conv2d with groups=2"),
-        (t.Conv2d(1, 1, 3, padding=1, padding_mode="circular"), "padding_mode='circular'"),
-        (t.Conv2d(1, 1, 2, padding="same"), r"padding='same' and the even kernel \(2, 2\)"),
-        (t.MaxPool2d(2, padding=1), "MaxPool2d with padding=1"),
-        (t.MaxPool2d(2, ceil_mode=True), "MaxPool2d with ceil_mode=True"),
-        (t.AvgPool2d(2, divisor_override=3), "AvgPool2d with divisor_override=3"),
-        (t.Flatten(1, 2), "Flatten with end_dim=2"),
+        (t.Sequential(t.Conv2d(1, 1, 3), t.Upsample(scale_factor=2)), "Upsample is not supported"),
     ]
+
+
+@parity
+def test_every_setting_of_the_supported_layers_converts_both_ways():
+    torch = pytest.importorskip("torch")
+    t = torch.nn
+    torch.manual_seed(0)
+    net = t.Sequential(t.Conv2d(2, 4, 3, dilation=2, padding=2, padding_mode="circular", groups=2),
+                       t.MaxPool2d(3, 2, padding=1, ceil_mode=True), t.Conv2d(4, 4, 2, padding="same", groups=4,
+                                                                             padding_mode="reflect"),
+                       t.AvgPool2d(2, 1, padding=1, count_include_pad=False), t.Flatten(1, 2), t.Softmax(1),
+                       t.LogSoftmax(2), t.Flatten(1), t.Dropout(0.3)).double().eval()
+    model = interop.from_torch(net).eval()
+    x = np.random.default_rng(1).normal(size=(2, 2, 7, 6))
+    xt = torch.tensor(x, requires_grad=True)
+    expected = net(xt)
+    ours = model(Tensor(x))
+    np.testing.assert_allclose(ours.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    back = interop.to_torch(model).eval()
+    np.testing.assert_allclose(back(torch.tensor(x)).detach().numpy(), expected.detach().numpy(), rtol=1e-12)
 
 
 @parity

@@ -47,7 +47,7 @@ def run(make, engine, start, grads):
         loss = (param * g).sum()
         loss.backward()
         opt.step()
-    return nn.numbers(param)
+    return param.numbers()
 
 
 OPTIMISERS = st.one_of(

@@ -2,8 +2,10 @@
 
 ``Value`` is a scalar engine, ``Tensor`` a numpy-backed one; both share one graph core.
 """
-from .engine import Value, values
-from .tensor import Tensor, no_grad
+from .autograd import no_grad
+from .engine import Value
+from .tensor import Tensor
+from .value_array import ValueArray, values
 
 __version__ = "0.1.0"
-__all__ = ["Value", "values", "Tensor", "no_grad", "__version__"]
+__all__ = ["Value", "ValueArray", "values", "Tensor", "no_grad", "__version__"]

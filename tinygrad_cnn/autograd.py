@@ -7,6 +7,23 @@ to the parents. ``Value`` (scalars) and ``Tensor`` (numpy arrays) are the two ki
 from contextlib import contextmanager
 
 _layer = [None]  # the label of the layer whose nodes are being built (outermost wins)
+_grad_enabled = [True]
+
+
+@contextmanager
+def no_grad():
+    """Inside this block Tensor operations record no graph (as ``torch.no_grad``)."""
+    before = _grad_enabled[0]
+    _grad_enabled[0] = False
+    try:
+        yield
+    finally:
+        _grad_enabled[0] = before
+
+
+def grad_enabled():
+    """False inside a ``no_grad()`` block."""
+    return _grad_enabled[0]
 
 
 @contextmanager

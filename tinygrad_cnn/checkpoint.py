@@ -16,9 +16,10 @@ Layout of the archive (every entry a plain numpy array)::
 """
 import inspect
 import os
-import tempfile
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT = "tinygrad_cnn.checkpoint/1"
 
@@ -36,12 +37,6 @@ def _hyperparameters(optimizer):
 def _check_finite(path, key, array):
     if not np.all(np.isfinite(array)):
         raise CheckpointError(f"{path}: {key} holds non-finite values (NaN or inf)")
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save(path, model, optimizer=None, epoch=None):
@@ -68,17 +63,8 @@ def save(path, model, optimizer=None, epoch=None):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{path}: cannot save a checkpoint there, the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def _read(path):

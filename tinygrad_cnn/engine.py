@@ -6,7 +6,6 @@ gradient (the chain rule) and adds. Storing numbers instead of a closure per nod
 node small and free of reference cycles, so the garbage collector has little to do.
 """
 import math
-from itertools import product, repeat
 from numbers import Real
 
 import numpy as np
@@ -24,7 +23,6 @@ def _number(x, what):
 def _constant(x):
     """A plain number operand as a leaf Value."""
     return Value(_number(x, "an operand that is not a Value"))
-
 
 class Value(Node):
     """A scalar in a computation graph: ``.data`` (float) and ``.grad`` (float, 0.0 at creation).
@@ -135,28 +133,6 @@ class Value(Node):
 
     def _reset_grad(self):
         self.grad = 0.0
-
-
-def values(array_like, name=None):
-    """A numpy object array of leaf Values with the shape of ``array_like``.
-
-    With ``name="X"`` the leaves are named ``X[0,0]``, ``X[0,1]``, ... (``X`` for a 0-d input).
-    """
-    try:
-        data = np.asarray(array_like)
-    except ValueError as e:  # a ragged nesting of lists
-        raise ValueError(f"values: array_like must be a rectangular array of numbers ({e})") from None
-    if data.dtype.kind not in "biuf":  # bool, int, unsigned, float: numbers already
-        for x in data.flat:
-            if not isinstance(x, (Real, np.bool_)):
-                raise TypeError(f"values: array_like must hold real numbers, got {type(x).__name__}")
-    numbers = data.astype(np.float64).ravel().tolist()  # Python floats, row-major
-    indices = product(*map(range, data.shape))  # row-major, as numbers; one () for a 0-d input
-    labels = repeat(None) if name is None else (f"{name}[{','.join(map(str, i))}]" if i else name for i in indices)
-    leaves = [Value(x, name=label) for x, label in zip(numbers, labels)]
-    out = np.empty(len(leaves), dtype=object)
-    out[:] = leaves
-    return out.reshape(data.shape)
 
 
 # --- IEEE arithmetic on Python floats, as numpy does: inf and nan instead of exceptions -------------

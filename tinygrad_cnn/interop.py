@@ -4,13 +4,14 @@
     net = interop.to_torch(model)        # torch.nn.Sequential, float64, same weights
     model = interop.from_torch(net)      # and back
 
-Supported layers: Sequential, Conv2d, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, MaxPool2d,
-AvgPool2d and Flatten (with the settings both libraries share). torch is imported only in
+Supported layers: Sequential, Conv1d, Conv2d, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax,
+LogSoftmax, MaxPool2d, AvgPool2d, Flatten and Dropout, with all their settings. torch is imported only in
 this module, when one of its functions is called: the rest of tinygrad_cnn runs without it.
 """
 from . import nn
 
-SUPPORTED = "Sequential, Conv2d, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, MaxPool2d, AvgPool2d, Flatten"
+SUPPORTED = ("Sequential, Conv1d, Conv2d, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, MaxPool2d, "
+             "AvgPool2d, Flatten, Dropout")
 
 
 def _torch():
@@ -29,13 +30,10 @@ def _unsupported(fn, layer, why=None):
 
 
 # Layers without weights, rebuilt from these attributes (the same names in both libraries).
-_PLAIN = {"ReLU": (), "Sigmoid": (), "Tanh": (), "LeakyReLU": ("negative_slope",), "Flatten": ("start_dim",),
-          "MaxPool2d": ("kernel_size", "stride"), "AvgPool2d": ("kernel_size", "stride")}
-# Settings that PyTorch has and this package does not: a torch layer must leave them at these values.
-_TORCH_ONLY = {"Conv2d": dict(dilation=1, groups=1), "Flatten": dict(end_dim=-1),
-               "MaxPool2d": dict(padding=0, dilation=1, ceil_mode=False, return_indices=False),
-               "AvgPool2d": dict(padding=0, ceil_mode=False, divisor_override=None)}
-
+_PLAIN = {"ReLU": (), "Sigmoid": (), "Tanh": (), "LeakyReLU": ("negative_slope",), "Flatten": ("start_dim", "end_dim"),
+          "Softmax": ("dim",), "LogSoftmax": ("dim",), "Dropout": ("p",),
+          "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+          "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")}
 
 def _plain(layer, library):
     name = type(layer).__name__
@@ -54,9 +52,9 @@ def _layer_to_torch(m, torch):
         return _plain(m, tnn)
     if _is(m, nn, ("Sequential",)):
         return tnn.Sequential(*(_layer_to_torch(child, torch) for child in m))
-    if _is(m, nn, ("Conv2d",)):
-        return tnn.utils.skip_init(tnn.Conv2d, m.in_channels, m.out_channels, m.kernel_size, m.stride,
-                                   m.padding, padding_mode=m.padding_mode, bias=m.bias is not None,
+    if _is(m, nn, ("Conv1d", "Conv2d")):
+        return tnn.utils.skip_init(getattr(tnn, type(m).__name__), m.in_channels, m.out_channels, m.kernel_size,
+                                   m.stride, m.padding, m.dilation, m.groups, m.bias is not None, m.padding_mode,
                                    dtype=torch.float64)
     if _is(m, nn, ("Linear",)):
         return tnn.utils.skip_init(tnn.Linear, m.in_features, m.out_features, bias=m.bias is not None,
@@ -76,41 +74,19 @@ def to_torch(module):
     return net
 
 
-def _conv_padding(t):
-    """torch Conv2d padding as ints: "valid" is 0, "same" is k // 2 for odd kernels (stride 1)."""
-    if t.padding == "valid":
-        return 0
-    if t.padding == "same":
-        if any(k % 2 == 0 for k in t.kernel_size):
-            raise _unsupported("from_torch", t, f"padding='same' and the even kernel {t.kernel_size}")
-        return tuple(k // 2 for k in t.kernel_size)
-    return t.padding
-
-
-def _check(t):
-    """Refuse a torch layer whose PyTorch-only settings are not at the values this package implements."""
-    for name, value in _TORCH_ONLY.get(type(t).__name__, {}).items():
-        setting = getattr(t, name)
-        if setting != value and not (isinstance(setting, tuple) and set(setting) == {value}):
-            raise _unsupported("from_torch", t, f"{name}={setting!r} (only {name}={value!r} is supported)")
-
-
 def _layer_from_torch(t, torch, engine):
     tnn = torch.nn
     if _is(t, tnn, ("Sequential",)):
         return nn.Sequential(*(_layer_from_torch(child, torch, engine) for child in t))
-    if not _is(t, tnn, ("Conv2d", "Linear", *_PLAIN)):
+    if not _is(t, tnn, ("Conv1d", "Conv2d", "Linear", *_PLAIN)):
         raise _unsupported("from_torch", t)
-    _check(t)
     if _is(t, tnn, _PLAIN):
         return _plain(t, nn)
     if _is(t, tnn, ("Linear",)):
         return nn.Linear(t.in_features, t.out_features, bias=t.bias is not None, engine=engine)
-    if t.padding_mode not in ("zeros", "replicate"):
-        raise _unsupported("from_torch", t, f"padding_mode={t.padding_mode!r} "
-                                            "(only 'zeros' and 'replicate' are supported)")
-    return nn.Conv2d(t.in_channels, t.out_channels, t.kernel_size, t.stride, _conv_padding(t), t.padding_mode,
-                     bias=t.bias is not None, engine=engine)
+    return getattr(nn, type(t).__name__)(t.in_channels, t.out_channels, t.kernel_size, t.stride, t.padding,
+                                         t.padding_mode, t.bias is not None, engine, dilation=t.dilation,
+                                         groups=t.groups)
 
 
 def from_torch(torch_module, engine="tensor"):

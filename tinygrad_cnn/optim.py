@@ -1,10 +1,10 @@
 """Optimisers with PyTorch's update rules: SGD (momentum, weight decay) and Adam.
 
-Parameters are Tensors or numpy object arrays of Value; both are updated in place.
+Parameters are Tensors or Value arrays; both are updated in place.
 """
 import numpy as np
 
-from .nn import assign, clear_grad, gradient, is_parameter, numbers
+from .nn import is_parameter
 
 
 class Optimizer:
@@ -24,13 +24,13 @@ class Optimizer:
 
     def zero_grad(self):
         for p in self.params:
-            clear_grad(p)
+            p.zero_grad()
 
     def step(self):
         """Update every parameter once from its gradient (a missing gradient counts as zeros)."""
         for p, state in zip(self.params, self.state):
-            data = numbers(p)
-            assign(p, data - self._update(gradient(p), data, state))
+            data = p.numbers()
+            p.copy_(data - self._update(p.grads(), data, state))
 
     def state_dict(self):
         """The optimiser's buffers as arrays (``"3.exp_avg"``: buffer of parameter 3) and steps."""

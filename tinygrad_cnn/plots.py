@@ -13,7 +13,9 @@ except ImportError:
     raise ImportError("pictures need matplotlib, an optional extra: pip install 'tinygrad-cnn[plots]'") from None
 
 from . import nn
-from .tensor import Tensor, no_grad
+from .files import atomic_write
+from .autograd import no_grad
+from .tensor import Tensor
 
 NUMBERS_UP_TO = 10  # print the numbers in maps up to this many rows and columns; larger maps are colour only
 
@@ -47,14 +49,8 @@ def heatmap(ax, a, title="", numbers=None):
 
 def _save(fig, path):
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
     return path
 
 

@@ -13,9 +13,11 @@ import time
 import numpy as np
 
 from .data import DataLoader
-from .engine import Value, values
+from .engine import Value
+from .value_array import values
 from .nn import functional as F
-from .tensor import Tensor, no_grad
+from .autograd import no_grad
+from .tensor import Tensor
 
 
 def engine_of(model):

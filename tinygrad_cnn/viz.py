@@ -16,13 +16,13 @@ graph always gives the same DOT text.
 import html
 import os
 import re
-import shutil
 import warnings
 
 import graphviz
 import numpy as np
 
-FORMATS = ("svg", "png", "pdf", "dot")
+from .files import FORMATS, DotNotFoundError, atomic_write, format_from_suffix, require_dot  # noqa: F401 (re-exported)
+
 MAX_ELEMENTS = 25  # a Tensor box lists its numbers up to this many elements
 FONT = "Helvetica"
 COLORS = {"param": "#fdd49e", "input": "#cfe2f3", "value": "#ffffff", "root": "#f4cccc", "constant": "#f0f0f0",
@@ -31,11 +31,7 @@ COLORS = {"param": "#fdd49e", "input": "#cfe2f3", "value": "#ffffff", "root": "#
 PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#332288", "#117733",
            "#882255", "#999933", "#44aa99", "#cc6677")
 OP_SYMBOLS = {"*": "×", "-": "−", "/": "÷", "matmul": "@"}
-INFIX = ("+", "-", "*", "/")
-
-
-class DotNotFoundError(RuntimeError):
-    """Graphviz's ``dot`` program is not on PATH (``render`` needs it for svg, png and pdf)."""
+INFIX = ("+", "-", "*", "/", "**")
 
 
 class GraphTooLargeWarning(UserWarning):
@@ -454,15 +450,15 @@ def render(root, path, format=None, **options):
     text; needs no program); by default the suffix of ``path`` if it is one of these, else
     "svg". The file is written atomically. Options as for ``to_dot``.
     """
-    suffix = os.path.splitext(str(path))[1][1:].lower()
-    format = format or (suffix if suffix in FORMATS else "svg")
+    format = format or format_from_suffix(path, default="svg")
     check_dot(format)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"render: cannot write {path}: the folder {folder} does not exist")
     dot = to_dot(root, **options)
     data = dot.source.encode("utf-8") if format == "dot" else dot.pipe(format=format)
-    _write_atomically(path, data)
+    with atomic_write(path) as f:
+        f.write(data)
     return path
 
 
@@ -470,22 +466,5 @@ def check_dot(format="svg"):
     """Raise ValueError for an unknown format, DotNotFoundError if it needs ``dot`` and it is not on PATH."""
     if format not in FORMATS:
         raise ValueError(f"render: format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if format != "dot" and shutil.which("dot") is None:
-        raise DotNotFoundError(
-            f"Graphviz's 'dot' program was not found on PATH; it draws the {format} picture. Install it "
-            "with 'sudo apt-get install graphviz' (Debian/Ubuntu), 'brew install graphviz' (macOS) or "
-            "'sudo dnf install graphviz' (Fedora); DOT text needs no program: format='dot' or to_dot(root).source")
-
-
-def _write_atomically(path, data):
-    """Write to a temporary file beside ``path``, then rename it over ``path``."""
-    folder, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    if format != "dot":
+        require_dot(format)

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 import nn_loops as ref
 import tinygrad_cnn.nn.functional as F
-import tinygrad_cnn.tensor as tensor
+import tinygrad_cnn.backend as backend
 from tinygrad_cnn import Tensor, Value, values
 from tinygrad_cnn.autograd import layer
-from tinygrad_cnn.nn import numbers
 from tinygrad_cnn.testing import gradcheck, strategies
 
 CLOSE = dict(rtol=1e-10, atol=1e-12)   # two float64 computations of the same sums, in other orders
@@ -24,9 +23,9 @@ SEEDS = st.integers(0, 2 ** 32 - 1)
 
 @contextmanager
 def reductions_by(way):
-    """Pool numpy's way or by elementwise ufuncs over slices (the two ways of tensor._reduce)."""
+    """Pool numpy's way or by elementwise ufuncs over slices (the two ways of backend.reduce)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tensor, "_MANY", 0 if way == "slices" else 10 ** 9)
+        mp.setattr(backend, "_MANY", 0 if way == "slices" else 10 ** 9)
         yield
 
 
@@ -51,7 +50,7 @@ def on_values(fn, arrays, G=None):
     leaves = [None if a is None else values(a, f"x{i}") for i, a in enumerate(arrays)]
     out = fn(*leaves)
     (out if G is None else (out * G).sum()).backward()
-    return numbers(out), [None if v is None else grads(v) for v in leaves]
+    return out.numbers() if hasattr(out, 'numbers') else np.float64(out.data), [None if v is None else grads(v) for v in leaves]
 
 
 def assert_engines_agree(fn, arrays, G=None):

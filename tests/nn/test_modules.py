@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.nn as nn
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn import Tensor, Value, values
+from tinygrad_cnn import no_grad, Tensor, Value, values
 from tinygrad_cnn.testing import strategies
 
 SEEDS = st.integers(0, 2 ** 32 - 1)
 
 
 def numbers(x):
-    return nn.numbers(x) if not isinstance(x, Value) else np.float64(x.data)
+    return x.numbers() if not isinstance(x, Value) else np.float64(x.data)
 
 
 # --- initialisation ---------------------------------------------------------------------------------------
@@ -45,7 +45,7 @@ def test_a_seeded_rng_gives_the_same_weights_on_both_engines_and_none_gives_fres
 
 def test_defaults_and_attributes_follow_pytorch():
     conv = nn.Conv2d(1, 2, 3)
-    assert (conv.stride, conv.padding, conv.padding_mode, conv.kernel_size) == (1, 0, "zeros", (3, 3))
+    assert (conv.stride, conv.padding, conv.padding_mode, conv.kernel_size) == ((1, 1), (0, 0), "zeros", (3, 3))
     assert conv.weight.shape == (2, 1, 3, 3) and conv.bias.shape == (2,) and conv.weight.requires_grad
     assert nn.Conv2d(1, 2, 3, bias=False).bias is None and nn.Linear(3, 2, bias=False).bias is None
     assert nn.MaxPool2d(2).stride is None and nn.LeakyReLU().negative_slope == 0.01 and nn.Flatten().start_dim == 1
@@ -128,28 +128,45 @@ def test_a_value_engine_model_computes_what_the_tensor_model_does(arch):
     out.sum().backward()
     OUT.sum().backward()
     for (name, p), (_, P) in zip(tensor_model.named_parameters(), value_model.named_parameters()):
-        np.testing.assert_allclose(nn.gradient(P), p.grad, rtol=1e-12, atol=1e-12, err_msg=name)
-    np.testing.assert_allclose(nn.gradient(X), x.grad, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(P.grads(), p.grad, rtol=1e-12, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(X.grads(), x.grad, rtol=1e-12, atol=1e-12)
+
+
+def _two_layer_net(engine):
+    return nn.Sequential(nn.Conv2d(1, 1, 2, engine=engine, rng=np.random.default_rng(0)), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(4, 1, engine=engine, rng=np.random.default_rng(1)))
 
 
 @pytest.mark.parametrize("engine", ["tensor", "value"])
-def test_a_module_runs_the_other_engines_input_with_fresh_leaves_named_after_its_parameters(engine):
-    model = nn.Sequential(nn.Conv2d(1, 1, 2, engine=engine, rng=np.random.default_rng(0)), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(4, 1, engine=engine, rng=np.random.default_rng(1)))
+def test_a_module_refuses_the_other_engines_input_unless_no_gradient_is_wanted(engine):
+    model = _two_layer_net(engine)
     data = np.random.default_rng(2).normal(size=(1, 1, 3, 3))
+    other = "value" if engine == "tensor" else "tensor"
+    with pytest.raises(TypeError, match=f"Conv2d: the input is .* Convert the model once with "
+                                        f"model.to_engine\\('{other}'\\), or run it under no_grad"):
+        model(values(data) if engine == "tensor" else Tensor(data))
     same = model(Tensor(data) if engine == "tensor" else values(data))
-    other = model(values(data, "x") if engine == "tensor" else Tensor(data))
-    assert isinstance(other, Tensor) != (engine == "tensor")
-    np.testing.assert_allclose(numbers(other), numbers(same), rtol=1e-12)
-    loss = other.sum()
-    loss.backward()
-    leaves = [n for n in loss.topo_order() if not n.parents and n.name]
-    if engine == "tensor":  # the Tensor parameters became Values named weight[0,0,0,0], ...
-        assert {n.name.partition("[")[0] for n in leaves} == {"x", "weight", "bias"}
-    else:
-        assert {n.name for n in leaves} == {"weight", "bias"}
-    grads = [p.grad for p in model.parameters()] if engine == "tensor" else [nn.gradient(p) for p in model.parameters()]
-    assert all(g is None or not np.any(g) for g in grads)  # the module's own parameters are not touched
+    with no_grad():  # allowed: no gradient is asked for
+        out = model(values(data) if engine == "tensor" else Tensor(data))
+    assert isinstance(out, Tensor) == (other == "tensor")
+    np.testing.assert_allclose(numbers(out), numbers(same), rtol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_to_engine_moves_the_parameters_and_the_gradient_reaches_them(engine):
+    model = _two_layer_net(engine)
+    before = model.state_dict()
+    other = "value" if engine == "tensor" else "tensor"
+    assert model.to_engine(other) is model
+    assert all(nn.engine_of(p) == other for p in model.parameters())
+    for key, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[key])
+    data = np.random.default_rng(2).normal(size=(1, 1, 3, 3))
+    out = model(values(data) if other == "value" else Tensor(data))
+    out.sum().backward()
+    assert all(np.any(p.grads()) for p in model.parameters())
+    assert {n.name.partition("[")[0] for n in model.parameters()[0].flat} == {"weight"} if other == "value" else (
+        model.parameters()[0].name == "weight")
 
 
 def test_zero_grad_clears_both_kinds_of_parameter():
@@ -157,9 +174,9 @@ def test_zero_grad_clears_both_kinds_of_parameter():
         model = Net(engine)
         x = Tensor(np.ones((1, 1, 3, 3))) if engine == "tensor" else values(np.ones((1, 1, 3, 3)))
         model(x).sum().backward()
-        assert any(np.any(nn.gradient(p)) for p in model.parameters())
+        assert any(np.any(p.grads()) for p in model.parameters())
         model.zero_grad()
-        assert not any(np.any(nn.gradient(p)) for p in model.parameters())
+        assert not any(np.any(p.grads()) for p in model.parameters())
 
 
 def test_module_nodes_are_labelled_by_their_place_in_the_sequential():

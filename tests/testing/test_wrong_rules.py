@@ -1,7 +1,7 @@
 """The suite catches wrong gradients: deliberately wrong backward rules that gradcheck must reject.
 
 Each wrong rule is injected without editing the engines: a Tensor rule by replacing its entry
-in the rule tables (``_BINARY``, ``_UNARY``) or a backward helper of ``tinygrad_cnn.tensor``,
+in the rule table (``tensor.PRIMITIVES``) or a backward kernel of ``tinygrad_cnn.backend``,
 a Value rule by replacing the Value method; monkeypatch restores the right one afterwards.
 Every case first passes with the right rule, so each rejection is the wrong rule's doing.
 """
@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 
 import tinygrad_cnn.nn.functional as F
+import tinygrad_cnn.backend as backend
 import tinygrad_cnn.tensor as tensor
 from tinygrad_cnn import Tensor, Value, values
 from tinygrad_cnn.engine import sigmoid
@@ -28,16 +29,16 @@ def value_leaves(*shapes, seed=0):
     return [values(rng.normal(size=s), f"v{i}") for i, s in enumerate(shapes)]
 
 
-def rule(table, op, wrong, parent=0):
-    """A patch replacing the backward rule of ``op`` for one parent in ``table`` (forward, rule, ...)."""
-    entry = list(table[op])
+def rule(op, wrong, parent=0):
+    """A patch replacing the backward rule of ``op`` for one parent in tensor.PRIMITIVES (forward, rule, ...)."""
+    entry = list(tensor.PRIMITIVES[op])
     entry[1 + parent] = wrong
-    return lambda mp: mp.setitem(table, op, tuple(entry))
+    return lambda mp: mp.setitem(tensor.PRIMITIVES, op, tuple(entry))
 
 
 def helper(name, wrong):
-    """A patch replacing the backward helper ``tinygrad_cnn.tensor.<name>`` by ``wrong(original)``."""
-    return lambda mp: mp.setattr(tensor, name, wrong(getattr(tensor, name)))
+    """A patch replacing the backward kernel ``tinygrad_cnn.backend.<name>`` by ``wrong(original)``."""
+    return lambda mp: mp.setattr(backend, name, wrong(getattr(backend, name)))
 
 
 def method(name, wrong):
@@ -50,6 +51,13 @@ def first_slice(original):
         g = g[(0,) * (g.ndim - len(shape))]
         return g[tuple(slice(0, 1) if n == 1 else slice(None) for n in shape)]
     return unbroadcast
+
+
+def assigned(g, shape, index):
+    """x[index]'s adjoint written by assignment: an entry read twice gets one copy, not the sum."""
+    out = np.zeros(shape, dtype=g.dtype)
+    out[index] = g
+    return out
 
 
 def push_overwriting(self):
@@ -100,43 +108,41 @@ def value_max_pool():
 
 
 CASES = {
-    "sub: sign of d/db flipped": (rule(tensor._BINARY, "-", lambda g, x, y, out: g, parent=1),
+    "sub: sign of d/db flipped": (rule("-", lambda g: g, parent=1),
                                   two_inputs(lambda a, b: (a - b).tanh())),
-    "mul: factor y dropped from d/da": (rule(tensor._BINARY, "*", lambda g, x, y, out: g),
+    "mul: factor y dropped from d/da": (rule("*", lambda g, x, y: g),
                                         two_inputs(lambda a, b: a * b)),
-    "div: quotient-rule sign flipped": (rule(tensor._BINARY, "/", lambda g, x, y, out: g * out / y, parent=1),
+    "div: quotient-rule sign flipped": (rule("/", lambda g, y, q: g * q / y, parent=1),
                                         positive_pair(lambda a, b: a / b)),
-    "maximum: routed to the smaller": (rule(tensor._BINARY, "maximum", lambda g, x, y, out: g * (x < y)),
+    "maximum: routed to the smaller": (rule("maximum", lambda g, to_x, to_y: g * to_y),
                                        two_inputs(lambda a, b: a.maximum(b) * a)),
-    "sigmoid: factor (1 - s) dropped": (rule(tensor._UNARY, "sigmoid", lambda g, x, out: g * out),
+    "sigmoid: factor (1 - s) dropped": (rule("sigmoid", lambda g, s: g * s),
                                         elementwise(Tensor.sigmoid)),
-    "tanh: square dropped": (rule(tensor._UNARY, "tanh", lambda g, x, out: g * (1 - out)), elementwise(Tensor.tanh)),
-    "pow: factor k dropped": (rule(tensor._UNARY, "pow", lambda g, x, out, k: g * x ** (k - 1)),
+    "tanh: square dropped": (rule("tanh", lambda g, t: g * (1 - t)), elementwise(Tensor.tanh)),
+    "pow: factor k dropped": (rule("**", lambda g, x, y, out: g * x ** (y - 1)),
                               elementwise(lambda x: x ** 3)),
-    "exp: x instead of exp(x)": (rule(tensor._UNARY, "exp", lambda g, x, out: g * x), elementwise(Tensor.exp)),
-    "log: x instead of 1 / x": (rule(tensor._UNARY, "log", lambda g, x, out: g * x),
+    "exp: factor exp(x) dropped": (rule("exp", lambda g, e: g), elementwise(Tensor.exp)),
+    "log: x instead of 1 / x": (rule("log", lambda g, x: g * x),
                                 elementwise(lambda x: (x * x + 0.5).log())),
-    "neg: sign kept": (rule(tensor._UNARY, "neg", lambda g, x, out: g), elementwise(lambda x: (-x).exp())),
-    "relu: mask inverted": (rule(tensor._UNARY, "relu", lambda g, x, out: g * (x <= 0)), elementwise(Tensor.relu)),
-    "leaky_relu: slope on the wrong side": (rule(tensor._UNARY, "leaky_relu",
-                                                 lambda g, x, out, s: g * np.where(x > 0, s, 1)),
+    "neg: sign kept": (rule("neg", lambda g: g), elementwise(lambda x: (-x).exp())),
+    "relu: mask inverted": (rule("relu", lambda g, on: g * ~on), elementwise(Tensor.relu)),
+    "leaky_relu: slope on the wrong side": (rule("leaky_relu",
+                                                 lambda g, slope: g * np.where(slope == 1, 0.1, 1)),
                                             elementwise(lambda x: x.leaky_relu(0.1))),
-    "max: routed to the smallest entry": (helper("_first_argmax_mask", lambda mask: lambda x, axis: mask(-x, axis)),
+    "max: routed to the smallest entry": (helper("first_argmax_mask", lambda mask: lambda x, axes: mask(-x, axes)),
                                           max_pool),
-    "max: gradient to every entry": (helper("_first_argmax_mask", lambda mask: lambda x, axis: np.ones_like(x)),
+    "max: gradient to every entry": (helper("first_argmax_mask", lambda mask: lambda x, axes: np.ones_like(x)),
                                      elementwise(lambda x: x.max(axis=1))),
-    "broadcast: one copy taken instead of the sum": (helper("_unbroadcast", first_slice), linear_bias),
-    "broadcast: not summed back at all": (helper("_unbroadcast", lambda unbroadcast: lambda g, shape: g),
-                                          linear_bias),
-    "sum: gradient spread along the wrong axis": (helper("_keep", lambda keep: lambda g, shape, axis, keepdims: g),
+    "broadcast: one copy taken instead of the sum": (helper("unbroadcast", first_slice), linear_bias),
+    "sum: gradient spread along the wrong axis": (helper("keep", lambda keep: lambda g, shape, axes, keepdims: g),
                                                   row_sums),
-    "windows: scattered with stride 1": (helper("_scatter_windows", lambda scatter: lambda g, shape, kernel, stride:
-                                                scatter(g, shape, kernel, (1,) * len(stride))), conv(stride=2)),
+    "windows: scattered with stride 1": (rule("windows", lambda g, shape, kernel, stride, dilation:
+                                              backend.scatter_windows(g, shape, kernel, (1,) * len(stride), dilation)), conv(stride=2)),
     "windows: kernel flipped (convolution for cross-correlation)": (
-        helper("_scatter_windows", lambda scatter: lambda g, shape, kernel, stride:
-               scatter(g[..., ::-1, ::-1], shape, kernel, stride)), conv()),
+        rule("windows", lambda g, shape, kernel, stride, dilation:
+             backend.scatter_windows(g[..., ::-1, ::-1], shape, kernel, stride, dilation)), conv()),
     "pad: replicated edges not added back": (
-        helper("_unpad", lambda unpad: lambda g, pads, mode: unpad(g, pads, "constant")),
+        rule("index", assigned),
         conv(padding=1, padding_mode="replicate")),
     "Value *: each factor gets its own value": (
         method("__mul__", lambda self, o: Value(self.data * o.data, (self, o), "*", (self.data, o.data))),
@@ -199,6 +205,22 @@ def test_a_property_based_test_finds_a_wrong_rule(monkeypatch):
         assert gradcheck(lambda x: x.sigmoid().sum(), [Tensor(a, requires_grad=True)])
 
     test_sigmoid_gradient()
-    rule(tensor._UNARY, "sigmoid", lambda g, x, out: g * out * out)(monkeypatch)
+    rule("sigmoid", lambda g, s: g * s * s)(monkeypatch)
     with pytest.raises(GradcheckError, match="wrong gradient for input 0"):
         test_sigmoid_gradient()
+
+
+GUARDED = {  # wrong rules whose gradient has another shape than its input: the core refuses them
+    "broadcast: not summed back at all": (helper("unbroadcast", lambda unbroadcast: lambda g, shape: g),
+                                          linear_bias, "backward of +"),
+    "permute: not undone": (rule("permute", lambda g, undo: g),
+                            lambda: gradcheck(lambda x: x.permute(2, 0, 1).sum(), leaves((2, 3, 4))), "backward of permute"),
+}
+
+
+@pytest.mark.parametrize("patch, check, op", GUARDED.values(), ids=GUARDED.keys())
+def test_a_gradient_of_the_wrong_shape_is_refused(monkeypatch, patch, check, op):
+    assert check()
+    patch(monkeypatch)
+    with pytest.raises(RuntimeError, match=op + ".* has shape"):
+        check()

@@ -6,9 +6,9 @@ import warnings
 
 from .. import cli, viz
 from .. import worked as W
+from ..files import FORMATS, format_from_suffix
 
 LEVELS = {"scalar": "value", "tensor": "tensor"}  # level -> engine
-FORMATS = ("svg", "png", "pdf", "dot")
 
 
 def register(subparsers):
@@ -65,10 +65,10 @@ def draw(result, path, format="svg", level=None, **options):
 
 
 def _format_and_path(output, fmt):
-    suffix = os.path.splitext(output)[1][1:].lower() if output else ""
-    if fmt and suffix in FORMATS and suffix != fmt:
+    implied = format_from_suffix(output or "", default=fmt or "svg")
+    if fmt and implied != fmt:
         raise cli.UsageError(f"--format {fmt} does not match the suffix of -o {output}")
-    fmt = fmt or (suffix if suffix in FORMATS else "svg")
+    fmt = implied
     path = output or f"graph.{fmt}"
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):

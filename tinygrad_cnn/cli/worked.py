@@ -3,13 +3,13 @@ person works it, with the course material's mistakes shown where they happen."""
 import io
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
 
 from .. import cli
 from .. import worked as W
+from ..files import DotNotFoundError, require_dot
 from .train import check_plots
 
 ARRAY_HELP = "a JSON list, or the path of a .npy or text file"
@@ -103,9 +103,10 @@ def _check_svg(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise cli.UsageError(f"--svg: expected a path in an existing folder, got {path} ({folder} does not exist)")
-    if shutil.which("dot") is None:
-        raise cli.UsageError("--svg: Graphviz's 'dot' program is not on PATH; install it (apt-get install graphviz, "
-                             "brew install graphviz, dnf install graphviz) or leave out --svg")
+    try:
+        require_dot("svg", instead="the text report needs no program: leave out --svg")
+    except DotNotFoundError as e:
+        raise cli.UsageError(f"--svg: {e}") from None
 
 
 def _draw(result, path, out):

@@ -1,17 +1,17 @@
 """Modules with PyTorch's names, arguments, defaults, initialisation and state_dict keys.
 
-A module's parameters are Tensors (``engine="tensor"``, the default) or numpy object
-arrays of Value (``engine="value"``). A module of either engine also accepts the other
-kind of input: it then copies its parameters into that kind for the call, as fresh leaves
-of the new graph (named as the parameters), which receive that graph's gradients.
+A module's parameters are Tensors (``engine="tensor"``, the default) or Value arrays
+(``engine="value"``); ``model.to_engine(...)`` converts them in place. A module fed the other
+engine's input runs it only under ``no_grad()`` (no gradient could reach its parameters);
+otherwise it raises a TypeError saying how to convert.
 """
 from collections import OrderedDict
 
 import numpy as np
 
-from ..autograd import _layer, layer
-from ..engine import Value, values
+from ..autograd import _layer, grad_enabled, layer
 from ..tensor import Tensor
+from ..value_array import ValueArray, values
 from . import functional
 
 ENGINES = ("tensor", "value")
@@ -20,7 +20,7 @@ ENGINES = ("tensor", "value")
 # --- parameters of either engine ------------------------------------------------------------
 def make_parameter(data, engine, name, dtype=None):
     """A parameter holding ``data``: a Tensor that requires grad (float64 unless ``dtype`` says
-    float32), or an object array of leaf Values named ``name[i,j]``."""
+    float32), or a ValueArray of leaf Values named ``name[i,j]``."""
     if engine == "tensor":
         return Tensor(data, requires_grad=True, dtype=dtype, name=name)
     if engine == "value":
@@ -29,44 +29,13 @@ def make_parameter(data, engine, name, dtype=None):
 
 
 def is_parameter(x):
-    """A Tensor that requires grad, or a non-empty object array of Values."""
-    if isinstance(x, Tensor):
-        return x.requires_grad
-    return isinstance(x, np.ndarray) and x.dtype == object and x.size > 0 and isinstance(x.flat[0], Value)
+    """A Tensor that requires grad, or a non-empty ValueArray."""
+    return x.requires_grad if isinstance(x, Tensor) else isinstance(x, ValueArray) and x.size > 0
 
 
-def numbers(param):
-    """The numbers of a Tensor (its data array itself), a Value array (a new float64 array) or a Value."""
-    if isinstance(param, Tensor):
-        return param.data
-    if isinstance(param, Value):
-        return np.float64(param.data)
-    return np.array([v.data for v in param.flat], dtype=np.float64).reshape(param.shape)
-
-
-def gradient(param):
-    """The gradient of a parameter as an array (zeros before any backward)."""
-    if isinstance(param, Tensor):
-        return np.zeros_like(param.data) if param.grad is None else param.grad
-    return np.array([v.grad for v in param.flat], dtype=np.float64).reshape(param.shape)
-
-
-def assign(param, array):
-    """Overwrite a parameter's numbers in place (keeping its dtype and its graph identity)."""
-    if isinstance(param, Tensor):
-        param.data[...] = array
-    else:
-        for v, x in zip(param.flat, np.asarray(array, dtype=np.float64).flat):
-            v.data = float(x)
-
-
-def clear_grad(param):
-    """Forget a parameter's gradient (None for a Tensor, 0.0 for each Value)."""
-    if isinstance(param, Tensor):
-        param.grad = None
-    else:
-        for v in param.flat:
-            v.grad = 0.0
+def engine_of(x):
+    """'tensor' or 'value': the engine of a parameter or an input."""
+    return "tensor" if isinstance(x, Tensor) else "value"
 
 
 def _base_name(param, default):
@@ -76,13 +45,9 @@ def _base_name(param, default):
     return first.partition("[")[0] if first else default
 
 
-def _matching(param, x, default_name):
-    """``param`` in the kind of ``x``: a module made for one engine runs inputs of the other."""
-    if param is None or isinstance(x, Tensor) == isinstance(param, Tensor):
-        return param
-    if isinstance(x, Tensor):
-        return make_parameter(numbers(param), "tensor", _base_name(param, default_name), x.dtype)
-    return make_parameter(numbers(param), "value", _base_name(param, default_name))
+def _converted(param, engine, default_name, dtype=None):
+    """A copy of ``param`` (same numbers and name) on ``engine``: a fresh leaf of a new graph."""
+    return make_parameter(param.numbers(), engine, _base_name(param, default_name), dtype)
 
 
 def _size(value, fn, arg):
@@ -94,11 +59,10 @@ def _size(value, fn, arg):
 class Module:
     """Base class: parameters and sub-modules are found by attribute, as in PyTorch."""
 
-    engine = "tensor"  # the engine of the module's own parameters (Conv2d, Linear set theirs)
-
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
 
     def __setattr__(self, key, value):
         self._parameters.pop(key, None)
@@ -139,11 +103,32 @@ class Module:
 
     def zero_grad(self):
         for p in self.parameters():
-            clear_grad(p)
+            p.zero_grad()
+
+    def train(self, mode=True):
+        """Training mode (Dropout drops) for this module and all inside it; returns self."""
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode (Dropout passes everything), as ``train(False)``; returns self."""
+        return self.train(False)
+
+    def to_engine(self, engine, dtype=None):
+        """Move every parameter to ``engine`` ('tensor' or 'value') in place, same numbers and names
+        (fresh leaves: gradients start at zero); returns self."""
+        if engine not in ENGINES:
+            raise ValueError(f"to_engine: engine must be one of {ENGINES}, got {engine!r}")
+        for _, m in self.named_modules():
+            for name, p in list(m._parameters.items()):
+                if engine_of(p) != engine or dtype is not None and engine == "tensor":
+                    setattr(m, name, _converted(p, engine, name, dtype))
+        return self
 
     def state_dict(self):
         """Parameter values as new numpy arrays, keyed as PyTorch keys them (``0.weight``, ``conv1.bias``)."""
-        return OrderedDict((name, np.array(numbers(p))) for name, p in self.named_parameters())
+        return OrderedDict((name, np.array(p.numbers())) for name, p in self.named_parameters())
 
     def load_state_dict(self, state_dict):
         """Copy arrays into the parameters; every key must be present, with the right shape.
@@ -165,7 +150,19 @@ class Module:
                 raise TypeError(f"load_state_dict: {key} holds {a.dtype}, not numbers")
             arrays[key] = a
         for key, p in own.items():
-            assign(p, arrays[key])
+            p.copy_(arrays[key])
+
+    def _own(self, param, x, default_name):
+        """``param`` for input ``x``: itself when both are of one engine; a copy of the other engine's
+        only under no_grad() (a gradient could not reach ``param``); else a TypeError that says how."""
+        if param is None or engine_of(param) == engine_of(x):
+            return param
+        if not grad_enabled():
+            return _converted(param, engine_of(x), default_name, x.dtype if isinstance(x, Tensor) else None)
+        raise TypeError(f"{type(self).__name__}: the input is {'a Tensor' if isinstance(x, Tensor) else 'Values'} "
+                        f"but the parameters are {'Tensors' if isinstance(param, Tensor) else 'Values'}: their "
+                        f"gradients could not reach the module. Convert the model once with "
+                        f"model.to_engine({engine_of(x)!r}), or run it under no_grad()")
 
     def __repr__(self):
         inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
@@ -176,7 +173,7 @@ class Module:
 
 
 def _uniform(shape, fan_in, rng):
-    """PyTorch's default init of Conv2d and Linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    """PyTorch's default init of conv and Linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=shape)
 
@@ -184,42 +181,95 @@ def _uniform(shape, fan_in, rng):
 class _Weighted(Module):
     """A layer with ``weight`` and optional ``bias``, initialised as PyTorch's, on either engine."""
 
-    def _init_parameters(self, weight_shape, fan_in, bias, engine, rng, dtype):
+    def _init_parameters(self, weight_shape, fan_in, bias_size, engine, rng, dtype):
         if engine not in ENGINES:
             raise ValueError(f"{type(self).__name__}: engine must be one of {ENGINES}, got {engine!r}")
-        self.engine = engine
         rng = np.random.default_rng() if rng is None else rng
         self.weight = make_parameter(_uniform(weight_shape, fan_in, rng), engine, "weight", dtype)
-        self.bias = make_parameter(_uniform(weight_shape[:1], fan_in, rng), engine, "bias", dtype) if bias else None
+        self.bias = make_parameter(_uniform((bias_size,), fan_in, rng), engine, "bias", dtype) if bias_size else None
+
+    def _weights(self, x):
+        return self._own(self.weight, x, "weight"), self._own(self.bias, x, "bias")
 
 
-class Conv2d(_Weighted):
-    """2-D convolution layer: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out).
+class _ConvNd(_Weighted):
+    """Conv1d, Conv2d (``transposed``: ConvTranspose2d): checks its arguments, makes the parameters."""
 
-    weight (out, in, kH, kW) and bias (out,) ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in * kH * kW.
-    """
+    nd, transposed = 2, False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 padding_mode="zeros", bias=True, engine="tensor", rng=None, dtype=None):
-        super().__init__()
-        self.in_channels = _size(in_channels, "Conv2d", "in_channels")
-        self.out_channels = _size(out_channels, "Conv2d", "out_channels")
-        self.kernel_size = functional._ints(kernel_size, 2, "Conv2d", "kernel_size", 1)
-        functional._conv_pads("Conv2d", padding, self.kernel_size, functional._ints(stride, 2, "Conv2d", "stride", 1))
-        if padding_mode not in ("zeros", "replicate"):
-            raise ValueError(f"Conv2d: padding_mode must be 'zeros' or 'replicate', got {padding_mode!r}")
-        self.stride, self.padding, self.padding_mode = stride, padding, padding_mode
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
-        self._init_parameters(shape, fan_in, bias, engine, rng, dtype)
-
-    def forward(self, x):
-        return functional.conv2d(x, _matching(self.weight, x, "weight"), _matching(self.bias, x, "bias"),
-                                 self.stride, self.padding, self.padding_mode)
+    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, engine, rng,
+               dtype, **extra):
+        name, nd = type(self).__name__, self.nd
+        self.in_channels = _size(in_channels, name, "in_channels")
+        self.out_channels = _size(out_channels, name, "out_channels")
+        self.kernel_size = functional._ints(kernel_size, nd, name, "kernel_size", 1)
+        self.stride = functional._ints(stride, nd, name, "stride", 1)
+        self.dilation = functional._ints(dilation, nd, name, "dilation", 1)
+        self.groups = _size(groups, name, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{name}: in_channels {self.in_channels} and out_channels {self.out_channels} must "
+                             f"both divide into groups={self.groups}")
+        functional._conv_pads(name, padding, self.kernel_size, self.stride, self.dilation)
+        self.padding = padding if isinstance(padding, str) else functional._ints(padding, nd, name, "padding", 0)
+        for key, value in extra.items():
+            setattr(self, key, value)
+        channels = (self.in_channels, self.out_channels // self.groups) if self.transposed else (
+            self.out_channels, self.in_channels // self.groups)
+        fan_in = channels[1] * int(np.prod(self.kernel_size))  # as PyTorch: weight.shape[1] * kernel size
+        self._init_parameters(channels + self.kernel_size, fan_in, bias and self.out_channels, engine, rng, dtype)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, padding_mode={self.padding_mode!r}")
+                f"padding={self.padding}" + (f", dilation={self.dilation}" if max(self.dilation) > 1 else "")
+                + (f", groups={self.groups}" if self.groups > 1 else "")
+                + ("" if self.transposed else f", padding_mode={self.padding_mode!r}"))
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out); see functional.conv2d.
+
+    weight (out, in / groups, kH, kW) and bias (out,) ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    fan_in = in / groups * kH * kW.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, padding_mode="zeros", bias=True,
+                 engine="tensor", rng=None, dtype=None, *, dilation=1, groups=1):
+        super().__init__()
+        functional._choice(type(self).__name__, "padding_mode", padding_mode, tuple(functional._PADDING_MODES))
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, engine, rng,
+                    dtype, padding_mode=padding_mode)
+
+    def forward(self, x):
+        return functional.conv2d(x, *self._weights(x), self.stride, self.padding, self.padding_mode,
+                                 dilation=self.dilation, groups=self.groups)
+
+
+class Conv1d(Conv2d):
+    """1-D convolution layer: (N, in_channels, L) -> (N, out_channels, L_out); see functional.conv1d."""
+
+    nd = 1
+
+    def forward(self, x):
+        return functional.conv1d(x, *self._weights(x), self.stride, self.padding, self.padding_mode,
+                                 dilation=self.dilation, groups=self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """The transpose of Conv2d (PyTorch's arguments and order): (N, in, H, W) -> (N, out, H_out, W_out);
+    weight (in, out / groups, kH, kW); see functional.conv_transpose2d."""
+
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, engine="tensor", rng=None, dtype=None):
+        super().__init__()
+        self._setup(in_channels, out_channels, kernel_size, stride, functional._ints(
+            padding, 2, "ConvTranspose2d", "padding", 0), dilation, groups, bias, engine, rng, dtype,
+            output_padding=functional._ints(output_padding, 2, "ConvTranspose2d", "output_padding", 0))
+
+    def forward(self, x):
+        return functional.conv_transpose2d(x, *self._weights(x), self.stride, self.padding, self.output_padding,
+                                           self.groups, self.dilation)
 
 
 class Linear(_Weighted):
@@ -232,73 +282,117 @@ class Linear(_Weighted):
         super().__init__()
         self.in_features = _size(in_features, "Linear", "in_features")
         self.out_features = _size(out_features, "Linear", "out_features")
-        self._init_parameters((self.out_features, self.in_features), self.in_features, bias, engine, rng, dtype)
+        self._init_parameters((self.out_features, self.in_features), self.in_features, bias and self.out_features,
+                              engine, rng, dtype)
 
     def forward(self, x):
-        return functional.linear(x, _matching(self.weight, x, "weight"), _matching(self.bias, x, "bias"))
+        return functional.linear(x, *self._weights(x))
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
 class _Function(Module):
-    """A module without parameters that applies one functional op."""
+    """A module without parameters that applies one functional op with its settings ``args``."""
 
     fn = None
     args = ()
 
-    def forward(self, x):
-        return type(self).fn(x, *(getattr(self, a) for a in self.args))
+    def __init__(self, *values, **settings):
+        super().__init__()
+        for name, value in zip(self.args, values):
+            setattr(self, name, value)
+        for name, value in settings.items():
+            setattr(self, name, value)
+
+    def forward(self, *inputs):
+        return type(self).fn(*inputs, **{a: getattr(self, a) for a in self.args})
 
     def extra_repr(self):
         return ", ".join(f"{a}={getattr(self, a)!r}" for a in self.args)
 
 
-class MaxPool2d(_Function):
-    """Max over kernel_size windows (stride defaults to kernel_size); see functional.max_pool2d."""
+def _function_module(name, fn, signature, doc, check=None):
+    """A _Function subclass ``name`` applying ``fn``; ``signature`` its (argument, default) pairs, as PyTorch's."""
+    def __init__(self, *values, **settings):
+        names = [a for a, _ in signature]
+        if len(values) > len(names) or set(settings) - set(names):
+            raise TypeError(f"{name}: takes the arguments {', '.join(names) or 'none'}")
+        given = dict(signature, **dict(zip(names, values)), **settings)
+        if check:
+            check(name, **given)
+        _Function.__init__(self, **given)
+    return type(name, (_Function,), {"fn": staticmethod(fn), "args": tuple(a for a, _ in signature),
+                                     "__init__": __init__, "__doc__": doc})
 
-    fn, args = functional.max_pool2d, ("kernel_size", "stride")
 
-    def __init__(self, kernel_size, stride=None):
+_REQUIRED = object()
+
+
+def _required(name, arg, value):
+    if value is _REQUIRED:
+        raise TypeError(f"{name}: missing the argument {arg}")
+
+
+def _check_pool(name, kernel_size, stride, padding, dilation=1, **_):
+    _required(name, "kernel_size", kernel_size)
+    functional._ints(kernel_size, 2, name, "kernel_size", 1)
+    if stride is not None:
+        functional._ints(stride, 2, name, "stride", 1)
+    functional._ints(padding, 2, name, "padding", 0)
+    functional._ints(dilation, 2, name, "dilation", 1)
+
+
+def _check_reduction(name, reduction, **_):
+    functional._choice(name, "reduction", reduction, functional.REDUCTIONS)
+
+
+MaxPool2d = _function_module("MaxPool2d", functional.max_pool2d, (
+    ("kernel_size", _REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1), ("return_indices", False),
+    ("ceil_mode", False)), "Max over kernel_size windows (stride defaults to kernel_size); see functional.max_pool2d.",
+    _check_pool)
+AvgPool2d = _function_module("AvgPool2d", functional.avg_pool2d, (
+    ("kernel_size", _REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True),
+    ("divisor_override", None)), "Mean over kernel_size windows (stride defaults to kernel_size); see "
+    "functional.avg_pool2d.", _check_pool)
+Flatten = _function_module("Flatten", functional.flatten, (("start_dim", 1), ("end_dim", -1)),
+                           "Merge dims start_dim..end_dim into one; see functional.flatten.")
+ReLU = _function_module("ReLU", functional.relu, (), "max(x, 0) elementwise.")
+Sigmoid = _function_module("Sigmoid", functional.sigmoid, (), "1 / (1 + exp(-x)) elementwise.")
+Tanh = _function_module("Tanh", functional.tanh, (), "tanh(x) elementwise.")
+LeakyReLU = _function_module("LeakyReLU", functional.leaky_relu, (("negative_slope", 0.01),),
+                             "x for x > 0, negative_slope * x otherwise.")
+Softmax = _function_module("Softmax", functional.softmax, (("dim", _REQUIRED),), "softmax along dim.",
+                           lambda name, dim: _required(name, "dim", dim))
+LogSoftmax = _function_module("LogSoftmax", functional.log_softmax, (("dim", _REQUIRED),), "log_softmax along dim.",
+                              lambda name, dim: _required(name, "dim", dim))
+BCELoss = _function_module("BCELoss", functional.binary_cross_entropy, (("weight", None), ("reduction", "mean")),
+                           "loss(input, target): functional.binary_cross_entropy.", _check_reduction)
+BCEWithLogitsLoss = _function_module("BCEWithLogitsLoss", functional.binary_cross_entropy_with_logits, (
+    ("weight", None), ("reduction", "mean"), ("pos_weight", None)),
+    "loss(input, target): functional.binary_cross_entropy_with_logits.", _check_reduction)
+CrossEntropyLoss = _function_module("CrossEntropyLoss", functional.cross_entropy, (
+    ("reduction", "mean"), ("label_smoothing", 0.0)), "loss(input, target): functional.cross_entropy.",
+    _check_reduction)
+NLLLoss = _function_module("NLLLoss", functional.nll_loss, (("reduction", "mean"),),
+                           "loss(input, target): functional.nll_loss.", _check_reduction)
+MSELoss = _function_module("MSELoss", functional.mse_loss, (("reduction", "mean"),),
+                           "loss(input, target): functional.mse_loss.", _check_reduction)
+
+
+class Dropout(Module):
+    """Zero each entry with probability p in training mode, scaling the rest by 1 / (1 - p); pass
+    everything in eval mode. ``seed`` (an int or a numpy Generator) makes the masks repeatable."""
+
+    def __init__(self, p=0.5, seed=None):
         super().__init__()
-        functional._ints(kernel_size, 2, type(self).__name__, "kernel_size", 1)
-        if stride is not None:
-            functional._ints(stride, 2, type(self).__name__, "stride", 1)
-        self.kernel_size, self.stride = kernel_size, stride
+        self.p, self.rng = functional._probability("Dropout", p), np.random.default_rng(seed)
 
+    def forward(self, x):
+        return functional.dropout(x, self.p, self.training, self.rng)
 
-class AvgPool2d(MaxPool2d):
-    """Mean over kernel_size windows (stride defaults to kernel_size); see functional.avg_pool2d."""
-
-    fn = functional.avg_pool2d
-
-
-class Flatten(_Function):
-    fn, args = functional.flatten, ("start_dim",)
-
-    def __init__(self, start_dim=1):
-        super().__init__()
-        self.start_dim = start_dim
-
-
-class ReLU(_Function):
-    fn = functional.relu
-
-
-class Sigmoid(_Function):
-    fn = functional.sigmoid
-
-
-class Tanh(_Function):
-    fn = functional.tanh
-
-
-class LeakyReLU(_Function):
-    fn, args = functional.leaky_relu, ("negative_slope",)
-
-    def __init__(self, negative_slope=0.01):
-        super().__init__()
-        self.negative_slope = negative_slope
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 class Sequential(Module):

@@ -1,47 +1,55 @@
 """Layers as functions, written once for both engines.
 
-Every function takes Tensors, or numpy object arrays of ``Value`` (from ``values``), and
-returns the same kind. conv is pad + a sliding-window view + one tensordot; pooling is the
-window view + max or mean: their gradients come from those primitives' rules. On Value
-arrays each scalar multiply, add and max becomes one graph node.
+Every function takes Tensors, or Value arrays (``values(...)``, a ``ValueArray``; a bare Value
+or object array of Values is taken as one), and returns the same kind: both have the same
+primitive methods (pad, windows, tensordot, sum, max, maximum, reshape, permute, the unary
+ops), and the layers below call only those. conv is pad + a sliding-window view + one
+tensordot (a multiply and a sum per group when groups > 1); pooling is the window view + max
+or mean: their gradients come from those primitives' rules. On Value arrays each scalar
+multiply, add and max becomes one graph node.
 
-Arguments are checked before anything is computed: bad input raises ValueError or
-TypeError naming the argument and the shapes, and makes no graph node.
+Arguments are checked before anything is computed: bad input raises ValueError, TypeError or
+IndexError naming the argument and the shapes, and makes no graph node.
 """
 import functools
 
 import numpy as np
 
+from .. import backend as B
 from ..autograd import _layer, layer
-from ..engine import Value
-from ..tensor import Tensor, sliding_windows
+from ..tensor import Tensor
+from ..value_array import as_value_array
 
 
-# --- the few places where the two kinds of array differ ------------------------------------
-def _kind(x, fn, arg):
-    if isinstance(x, Tensor):
-        return Tensor
-    if isinstance(x, Value) or isinstance(x, np.ndarray) and x.dtype == object and all(
-            isinstance(v, Value) for v in x.flat):
-        return Value
-    raise TypeError(f"{fn}: {arg} must be a Tensor or a numpy object array of Value, got {_describe(x)}")
-
-
+# --- argument checks -------------------------------------------------------------------------
 def _describe(x):
     if isinstance(x, np.ndarray):
         return f"a numpy array of {'objects that are not all Values' if x.dtype == object else x.dtype}"
     return type(x).__name__
 
 
-def _same_kind(fn, **arrays):
-    """Tensor or Value, the one kind of all the given arrays (None entries skipped)."""
-    if all(type(a) is Tensor or a is None for a in arrays.values()):
-        return Tensor
-    kinds = {name: _kind(a, fn, name) for name, a in arrays.items() if a is not None}
+def _inputs(fn, **arrays):
+    """The graph arrays, all Tensors or all ValueArrays (a Value or an object array of Values is
+    taken as a ValueArray; None passes); else a TypeError naming the arguments."""
+    out, kinds = [], {}
+    for name, a in arrays.items():
+        if a is not None and not isinstance(a, Tensor):
+            va = as_value_array(a)
+            if va is None:
+                raise TypeError(f"{fn}: {name} must be a Tensor or a numpy object array of Value, got {_describe(a)}")
+            a = va
+        if a is not None:
+            kinds[name] = "a Tensor" if isinstance(a, Tensor) else "Values"
+        out.append(a)
     if len(set(kinds.values())) > 1:
-        listed = ", ".join(f"{n} is {'a Tensor' if k is Tensor else 'Values'}" for n, k in kinds.items())
+        listed = ", ".join(f"{n} is {k}" for n, k in kinds.items())
         raise TypeError(f"{fn}: cannot mix Tensors and Value arrays ({listed})")
-    return next(iter(kinds.values()))
+    return out
+
+
+def _float_dtype(x):
+    """The dtype for constants that meet x: a float32 Tensor's float32, else float64."""
+    return x.dtype if x.dtype == np.float32 else np.dtype(np.float64)
 
 
 def _labelled(label):
@@ -57,61 +65,6 @@ def _labelled(label):
     return wrap
 
 
-def _map(x, method, *args):
-    """Apply a Value/Tensor method elementwise."""
-    if isinstance(x, np.ndarray):
-        return np.frompyfunc(lambda v: getattr(v, method)(*args), 1, 1)(x)
-    return getattr(x, method)(*args)
-
-
-def _pad(x, pads, mode):
-    if not any(a or b for a, b in pads):
-        return x
-    if isinstance(x, Tensor):
-        return x.pad(pads, "edge" if mode == "replicate" else "constant")
-    if mode == "replicate":
-        return np.pad(x, pads, mode="edge")
-    return np.pad(x, pads, mode="constant", constant_values=0.0)
-
-
-def _windows(x, kernel, stride):
-    return x.windows(kernel, stride) if isinstance(x, Tensor) else sliding_windows(x, kernel, stride)
-
-
-def _tensordot(x, y, axes):
-    return x.tensordot(y, axes) if isinstance(x, Tensor) else np.tensordot(x, y, axes)
-
-
-def _max(x, axes):
-    """Max over ``axes`` (the trailing ones); on a tie the first in row-major order wins."""
-    if isinstance(x, Tensor):
-        return x.max(axis=axes)
-    flat = x.reshape(x.shape[:x.ndim - len(axes)] + (-1,))
-    return np.frompyfunc(Value.max, 2, 1).reduce(flat, axis=-1)
-
-
-def _maximum(x, other):
-    """Elementwise max (other broadcast); on a tie the gradient goes to x."""
-    return x.maximum(other) if isinstance(x, Tensor) else np.frompyfunc(Value.max, 2, 1)(x, other)
-
-
-def _mean(x, sign=1):
-    """The mean of all elements (times sign, +1 or -1), as a sum of x / (sign n): no overflow
-    when every |x| is below the float max, and a negated mean in the same two ops."""
-    terms = x / (sign * np.size(x))
-    return terms if isinstance(terms, Value) else terms.sum()  # a lone Value is its own sum
-
-
-def _data(x):
-    """The numbers of a Tensor or Value array (for checks; no graph)."""
-    if isinstance(x, Tensor):
-        return x.data
-    if isinstance(x, np.ndarray) and x.dtype == object:
-        return np.frompyfunc(lambda v: v.data if isinstance(v, Value) else float(v), 1, 1)(x).astype(np.float64)
-    return np.asarray(x.data if isinstance(x, Value) else x, dtype=np.float64)
-
-
-# --- argument checks -------------------------------------------------------------------------
 def _ints(value, n, fn, arg, minimum):
     """``value`` (an int, or n ints) as a tuple of n ints >= minimum."""
     if type(value) is int and value >= minimum:
@@ -127,6 +80,12 @@ def _ints(value, n, fn, arg, minimum):
     return tuple(int(v) for v in items)
 
 
+def _choice(fn, arg, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{fn}: {arg} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
 def _spatial_input(x, nd, fn, channels="C"):
     """Check the rank of a (N, C, *spatial) or (C, *spatial) input; True when it is unbatched."""
     if x.ndim not in (nd + 1, nd + 2):
@@ -136,106 +95,283 @@ def _spatial_input(x, nd, fn, channels="C"):
     return x.ndim == nd + 1
 
 
-def _conv_pads(fn, padding, kernel, stride):
+def _conv_pads(fn, padding, kernel, stride, dilation):
     """(before, after) per spatial dim for an int, a tuple, 'valid' or 'same' (as PyTorch pads)."""
     nd = len(kernel)
     if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{fn}: padding must be an int, a tuple of ints, 'valid' or 'same', got {padding!r}")
         if padding == "valid":
             return ((0, 0),) * nd
-        if padding == "same":
-            if stride != (1,) * nd:
-                raise ValueError(f"{fn}: padding='same' needs stride 1, got stride {stride}")
-            return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)
-        raise ValueError(f"{fn}: padding must be an int, a tuple of ints, 'valid' or 'same', got {padding!r}")
+        if stride != (1,) * nd:
+            raise ValueError(f"{fn}: padding='same' needs stride 1, got stride {stride}")
+        return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
     return tuple((p, p) for p in _ints(padding, nd, fn, "padding", 0))
 
 
-# --- convolution and pooling ---------------------------------------------------------------------
-def _conv(fn, nd, x, weight, bias, stride, padding, padding_mode):
-    _same_kind(fn, input=x, weight=weight, bias=bias)
+# --- padding ---------------------------------------------------------------------------------------
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+_SOURCE = {  # for the padded positions i = -before .. n + after - 1, the input position each copies
+    "replicate": lambda i, n: np.clip(i, 0, n - 1),
+    "reflect": lambda i, n: (n - 1) - np.abs((n - 1) - np.abs(i)),  # mirrored at the edges, edge not repeated
+    "circular": lambda i, n: i % n,
+}
+
+
+def _pad(x, pads, mode, value=0.0):
+    """x padded by (before, after) per dim: negative ones crop; 'constant' fills with value, the
+    other modes copy input entries (one gather per padded dim, whose rule adds the copies back)."""
+    if any(a < 0 or b < 0 for a, b in pads):
+        x = x[tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, pads))]
+        pads = tuple((max(a, 0), max(b, 0)) for a, b in pads)
+    if not any(a or b for a, b in pads):
+        return x
+    if mode == "constant":
+        return x.pad(pads, value)
+    for axis, (before, after) in enumerate(pads):
+        if before or after:
+            n = x.shape[axis]
+            if n == 0 or mode == "reflect" and max(before, after) >= n or mode == "circular" and max(before, after) > n:
+                raise ValueError(f"pad: {mode} padding of ({before}, {after}) is too large for dim {axis} of "
+                                 f"size {n} (shape {tuple(x.shape)})")
+            x = x[(slice(None),) * axis + (_SOURCE[mode](np.arange(-before, n + after), n),)]
+    return x
+
+
+@_labelled("pad")
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad the last len(pad) // 2 dims, as torch.nn.functional.pad: pad = (left, right) for the last
+    dim, then (top, bottom) for the one before, ...; negative pads crop. mode: 'constant' (with
+    ``value``), 'reflect', 'replicate' or 'circular'."""
+    (x,) = _inputs("pad", input=input)
+    _choice("pad", "mode", mode, PAD_MODES)
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) > 2 * x.ndim:
+        raise ValueError(f"pad: pad must hold an even number of ints, at most 2 per dim ({2 * x.ndim} for "
+                         f"shape {tuple(x.shape)}), got {pad}")
+    _ints(pad, len(pad), "pad", "pad", -(1 << 62))
+    pads = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        pads[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if any(n + a + b < 0 for n, (a, b) in zip(x.shape, pads)):
+        raise ValueError(f"pad: pads {pad} crop more than shape {tuple(x.shape)} holds")
+    return _pad(x, tuple(pads), mode, float(value))
+
+
+# --- convolution --------------------------------------------------------------------------------------
+_PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+def _conv(fn, nd, x, weight, bias, stride, padding, padding_mode, dilation, groups):
+    x, weight, bias = _inputs(fn, input=x, weight=weight, bias=bias)
     unbatched = _spatial_input(x, nd, fn, "C_in")
+    (groups,) = _ints(groups, 1, fn, "groups", 1)
     if weight.ndim != nd + 2:
-        raise ValueError(f"{fn}: weight must have shape (C_out, C_in{', K' if nd == 1 else ', kH, kW'}), "
-                         f"got shape {tuple(weight.shape)}")
-    c_out, c_in = weight.shape[:2]
+        raise ValueError(f"{fn}: weight must have shape (C_out, C_in{' / groups' if groups > 1 else ''}"
+                         f"{', K' if nd == 1 else ', kH, kW'}), got shape {tuple(weight.shape)}")
+    c_out, c_group = weight.shape[:2]
     kernel = tuple(weight.shape[2:])
     channels = x.shape[0 if unbatched else 1]
-    if channels != c_in:
-        raise ValueError(f"{fn}: input has {channels} channels but weight expects {c_in} "
+    if channels != c_group * groups:
+        per = f" ({c_group} per group, {groups} groups)" if groups > 1 else ""
+        raise ValueError(f"{fn}: input has {channels} channels but weight expects {c_group * groups}{per} "
                          f"(input shape {tuple(x.shape)}, weight shape {tuple(weight.shape)})")
+    if c_out % groups:
+        raise ValueError(f"{fn}: {c_out} output channels do not split into {groups} groups")
     if bias is not None and tuple(bias.shape) != (c_out,):
         raise ValueError(f"{fn}: bias must have shape ({c_out},) for {c_out} output channels, "
                          f"got shape {tuple(bias.shape)}")
-    if padding_mode not in ("zeros", "replicate"):
-        raise ValueError(f"{fn}: padding_mode must be 'zeros' or 'replicate', got {padding_mode!r}")
+    _choice(fn, "padding_mode", padding_mode, tuple(_PADDING_MODES))
     stride = _ints(stride, nd, fn, "stride", 1)
-    pads = _conv_pads(fn, padding, kernel, stride)
+    dilation = _ints(dilation, nd, fn, "dilation", 1)
+    pads = _conv_pads(fn, padding, kernel, stride, dilation)
     padded = tuple(n + a + b for n, (a, b) in zip(x.shape[-nd:], pads))
-    if any(k > n for k, n in zip(kernel, padded)):
-        raise ValueError(f"{fn}: kernel {kernel} is larger than the padded input {padded} "
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if any(e > n for e, n in zip(extent, padded)):
+        dilated = f" (dilated to {extent})" if extent != kernel else ""
+        raise ValueError(f"{fn}: kernel {kernel}{dilated} is larger than the padded input {padded} "
                          f"(input shape {tuple(x.shape)}, padding {pads})")
     c = x.ndim - nd - 1                                            # the channel dim: 1, or 0 unbatched
-    windows = _windows(_pad(x, ((0, 0),) * (c + 1) + pads, padding_mode), kernel, stride)
-    # windows (N, C_in, *out, *kernel); sum C_in and the kernel dims against the weight's
-    out = _tensordot(windows, weight, ([c] + list(range(c + 1 + nd, c + 1 + 2 * nd)), list(range(1, nd + 2))))
-    if bias is not None:                                           # out (N, *out, C_out)
-        out = out + bias
-    return out.transpose(tuple(range(c)) + (out.ndim - 1,) + tuple(range(c, out.ndim - 1)))
+    windows = _pad(x, ((0, 0),) * (c + 1) + pads, _PADDING_MODES[padding_mode]).windows(kernel, stride, dilation)
+    lead, out_size = windows.shape[:c], windows.shape[c + 1:c + 1 + nd]   # windows (N, C_in, *out, *kernel)
+    if groups == 1:  # sum C_in and the kernel dims against the weight's: out (N, *out, C_out)
+        out = windows.tensordot(weight, ([c] + list(range(c + 1 + nd, c + 1 + 2 * nd)), list(range(1, nd + 2))))
+        out = out if bias is None else out + bias
+        return out.permute(tuple(range(c)) + (out.ndim - 1,) + tuple(range(c, out.ndim - 1)))
+    # per group: (N, G, 1, C_in/G, *out, *kernel) * (G, C_out/G, C_in/G, 1.., *kernel), summed over C_in/G and kernel
+    grouped = windows.reshape(lead + (groups, 1, c_group) + out_size + kernel)
+    w = weight.reshape((groups, c_out // groups, c_group) + (1,) * nd + kernel)
+    out = (grouped * w).sum(axis=(c + 2,) + tuple(range(-nd, 0))).reshape(lead + (c_out,) + out_size)
+    return out if bias is None else out + bias.reshape((c_out,) + (1,) * nd)
 
 
 @_labelled("conv1d")
-def conv1d(x, weight, bias=None, stride=1, padding=0, padding_mode="zeros"):
-    """1-D cross-correlation. x (N, C_in, L) or (C_in, L); weight (C_out, C_in, K); bias (C_out,).
+def conv1d(input, weight, bias=None, stride=1, padding=0, padding_mode="zeros", *, dilation=1, groups=1):
+    """1-D cross-correlation. input (N, C_in, L) or (C_in, L); weight (C_out, C_in / groups, K); bias (C_out,).
 
-    Output (N, C_out, L_out), L_out = (L + pad_left + pad_right - K) // stride + 1.
+    Output (N, C_out, L_out), L_out = (L + pad_left + pad_right - dilation (K - 1) - 1) // stride + 1.
     """
-    return _conv("conv1d", 1, x, weight, bias, stride, padding, padding_mode)
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, padding_mode, dilation, groups)
 
 
 @_labelled("conv2d")
-def conv2d(x, weight, bias=None, stride=1, padding=0, padding_mode="zeros"):
-    """2-D cross-correlation. x (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in, kH, kW); bias (C_out,).
+def conv2d(input, weight, bias=None, stride=1, padding=0, padding_mode="zeros", *, dilation=1, groups=1):
+    """2-D cross-correlation. input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in / groups, kH, kW);
+    bias (C_out,).
 
-    stride and padding: int or (h, w); padding may be "valid" or "same" (stride 1).
-    padding_mode: "zeros" or "replicate". Output (N, C_out, H_out, W_out) with
-    H_out = (H + 2 * padding - kH) // stride + 1.
+    stride, padding, dilation: int or (h, w); padding may be "valid" or "same" (stride 1).
+    padding_mode: "zeros", "reflect", "replicate" or "circular". groups splits the channels
+    (groups = C_in: depthwise). dilation and groups are keyword-only: the sixth positional
+    argument is padding_mode (this package's contract), where PyTorch's F.conv2d has dilation. Output (N, C_out, H_out, W_out) with
+    H_out = (H + 2 padding - dilation (kH - 1) - 1) // stride + 1.
     """
-    return _conv("conv2d", 2, x, weight, bias, stride, padding, padding_mode)
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, padding_mode, dilation, groups)
 
 
-def _pool(fn, x, kernel_size, stride):
-    """The (..., H_out, W_out, kH, kW) window view of a checked pooling input."""
-    _same_kind(fn, input=x)
+def _spread(x, stride, first):
+    """x with stride - 1 zeros between neighbours along the dims from ``first`` on: a reshape that adds
+    a dim of 1 after each, a pad of that dim to ``stride``, a reshape back and a crop of the tail."""
+    for axis, s in enumerate(stride, start=first):
+        if s > 1:
+            n = x.shape[axis]
+            x = x.reshape(x.shape[:axis + 1] + (1,) + x.shape[axis + 1:])
+            x = x.pad(((0, 0),) * (axis + 1) + ((0, s - 1),) + ((0, 0),) * (x.ndim - axis - 2))
+            x = x.reshape(x.shape[:axis] + (n * s,) + x.shape[axis + 2:])
+            x = x[(slice(None),) * axis + (slice(0, (n - 1) * s + 1),)]
+    return x
+
+
+def _conv_transpose(fn, nd, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    x, weight, bias = _inputs(fn, input=x, weight=weight, bias=bias)
+    unbatched = _spatial_input(x, nd, fn, "C_in")
+    if weight.ndim != nd + 2:
+        raise ValueError(f"{fn}: weight must have shape (C_in, C_out / groups{', K' if nd == 1 else ', kH, kW'}), "
+                         f"got shape {tuple(weight.shape)}")
+    (groups,) = _ints(groups, 1, fn, "groups", 1)
+    c_in, c_group = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    channels = x.shape[0 if unbatched else 1]
+    if channels != c_in or c_in % groups:
+        raise ValueError(f"{fn}: input has {channels} channels but weight expects {c_in}"
+                         f"{f' in {groups} groups' if groups > 1 else ''} "
+                         f"(input shape {tuple(x.shape)}, weight shape {tuple(weight.shape)})")
+    if bias is not None and tuple(bias.shape) != (c_group * groups,):
+        raise ValueError(f"{fn}: bias must have shape ({c_group * groups},), got shape {tuple(bias.shape)}")
+    stride, dilation = _ints(stride, nd, fn, "stride", 1), _ints(dilation, nd, fn, "dilation", 1)
+    padding, output_padding = _ints(padding, nd, fn, "padding", 0), _ints(output_padding, nd, fn, "output_padding", 0)
+    if any(o >= max(s, d) for o, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"{fn}: output_padding {output_padding} must be smaller than stride {stride} "
+                         f"or dilation {dilation}")
+    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in
+                 zip(x.shape[-nd:], stride, padding, dilation, kernel, output_padding))
+    if any(n < 1 for n in size):
+        raise ValueError(f"{fn}: the output would have size {size} (input shape {tuple(x.shape)}, padding {padding})")
+    c = x.ndim - nd - 1
+    # the gradient of a strided conv: spread the input by the stride, pad it by dilation (k - 1) - padding
+    # (output_padding more at the end) and cross-correlate with the flipped kernel, its channel dims swapped
+    spread = _spread(x, stride, c + 1)
+    pads = ((0, 0),) * (c + 1) + tuple((d * (k - 1) - p, d * (k - 1) - p + o)
+                                       for k, d, p, o in zip(kernel, dilation, padding, output_padding))
+    flipped = weight[(Ellipsis,) + (slice(None, None, -1),) * nd]
+    swapped = flipped.reshape((groups, c_in // groups, c_group) + kernel).permute(
+        (0, 2, 1) + tuple(range(3, 3 + nd))).reshape((groups * c_group, c_in // groups) + kernel)
+    return _conv(fn, nd, _pad(spread, pads, "constant"), swapped, bias, 1, 0, "zeros", dilation, groups)
+
+
+@_labelled("conv_transpose1d")
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transpose (gradient) of conv1d. input (N, C_in, L); weight (C_in, C_out / groups, K).
+
+    L_out = (L - 1) stride - 2 padding + dilation (K - 1) + output_padding + 1.
+    """
+    return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+@_labelled("conv_transpose2d")
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transpose (gradient) of conv2d, as PyTorch's. input (N, C_in, H, W) or (C_in, H, W);
+    weight (C_in, C_out / groups, kH, kW); bias (C_out,).
+
+    H_out = (H - 1) stride - 2 padding + dilation (kH - 1) + output_padding + 1. Composed: the input
+    spread by the stride, padded, and cross-correlated with the flipped kernel.
+    """
+    return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+# --- pooling -----------------------------------------------------------------------------------------------
+def _pool(fn, x, kernel_size, stride, padding, dilation, ceil_mode, fill):
+    """The (..., H_out, W_out, kH, kW) window view of a checked pooling input padded with ``fill``,
+    and how to take the same windows of an (H, W) array: pads (padding, padding + what ceil_mode's
+    last window needs) per spatial dim, kernel, stride, dilation."""
+    (x,) = _inputs(fn, input=x)
     _spatial_input(x, 2, fn)
     kernel = _ints(kernel_size, 2, fn, "kernel_size", 1)
     stride = kernel if stride is None else _ints(stride, 2, fn, "stride", 1)
-    if any(k > n for k, n in zip(kernel, x.shape[-2:])):
-        raise ValueError(f"{fn}: kernel_size {kernel} is larger than the input {tuple(x.shape[-2:])} "
-                         f"(input shape {tuple(x.shape)})")
-    return _windows(x, kernel, stride)
+    padding, dilation = _ints(padding, 2, fn, "padding", 0), _ints(dilation, 2, fn, "dilation", 1)
+    pads = []
+    for n, k, s, p, d in zip(x.shape[-2:], kernel, stride, padding, dilation):
+        extent = d * (k - 1) + 1
+        if 2 * p > extent:
+            raise ValueError(f"{fn}: padding {padding} must be at most half of the kernel {kernel}"
+                             f"{f' dilated by {dilation}' if d > 1 else ''}")
+        if extent > n + 2 * p:
+            padded = f" padded by {padding}" if any(padding) else ""
+            raise ValueError(f"{fn}: kernel_size {kernel}{f' dilated by {dilation}' if d > 1 else ''} is larger than "
+                             f"the input {tuple(x.shape[-2:])}{padded} (input shape {tuple(x.shape)})")
+        span = n + 2 * p - extent
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (out - 1) * s >= n + p:  # the last window must start inside the input or its left pad
+            out -= 1
+        pads.append((p, p + max(0, (out - 1) * s + extent - n - 2 * p)))
+    windows = _pad(x, ((0, 0),) * (x.ndim - 2) + tuple(pads), "constant", fill).windows(kernel, stride, dilation)
+    return windows, (tuple(pads), kernel, stride, dilation)
 
 
 @_labelled("max_pool2d")
-def max_pool2d(x, kernel_size, stride=None):
-    """Max over each window. x (N, C, H, W) or (C, H, W); stride defaults to kernel_size; sizes floor.
-
-    The gradient goes to the largest entry of each window, the first in row-major order on a tie.
-    """
-    return _max(_pool("max_pool2d", x, kernel_size, stride), (-2, -1))
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over each window. input (N, C, H, W) or (C, H, W); stride defaults to kernel_size; sizes
+    floor (ceil with ceil_mode); padding counts as -inf. The gradient goes to the largest entry of
+    each window, the first in row-major order on a tie. With return_indices, also the position of
+    each maximum in its flattened H x W input plane (an int64 numpy array)."""
+    windows, (pads, *geometry) = _pool("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                                       -np.inf)
+    out = windows.max(axis=(-2, -1))
+    if not return_indices:
+        return out
+    h, w = np.shape(input)[-2:]
+    plane = np.pad(np.arange(h * w, dtype=np.int64).reshape(h, w), pads, constant_values=-1)
+    where = B.sliding_windows(plane, *geometry).reshape(windows.shape[-4:-2] + (-1,))  # (H_out, W_out, kH kW)
+    numbers = windows.numbers()
+    first = numbers.reshape(numbers.shape[:-2] + (-1,)).argmax(-1)  # the first largest, row-major
+    return out, np.take_along_axis(np.broadcast_to(where, first.shape + where.shape[-1:]), first[..., None], -1)[..., 0]
 
 
 @_labelled("avg_pool2d")
-def avg_pool2d(x, kernel_size, stride=None):
-    """Mean over each window. x (N, C, H, W) or (C, H, W); stride defaults to kernel_size; sizes floor."""
-    windows = _pool("avg_pool2d", x, kernel_size, stride)
-    return windows.sum(axis=(-2, -1)) / (windows.shape[-2] * windows.shape[-1])
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over each window. input (N, C, H, W) or (C, H, W); stride defaults to kernel_size; sizes
+    floor (ceil with ceil_mode). Zero padding counts in the divisor when count_include_pad (the
+    part of a ceil_mode window past the padding never does); divisor_override replaces it."""
+    windows, (((top, bottom), (left, right)), *geometry) = _pool("avg_pool2d", input, kernel_size, stride, padding,
+                                                                 1, ceil_mode, 0.0)
+    total = windows.sum(axis=(-2, -1))
+    if divisor_override is not None:
+        return total / _ints(divisor_override, 1, "avg_pool2d", "divisor_override", 1)[0]
+    counted = np.pad(np.ones(np.shape(input)[-2:]), ((top, top), (left, left)), constant_values=float(count_include_pad))
+    counted = np.pad(counted, ((0, bottom - top), (0, right - left)))  # the ceil_mode overhang never counts
+    divisor = B.sliding_windows(counted, *geometry).sum(axis=(-2, -1))
+    if (divisor == divisor.flat[0]).all():  # one divisor for all (no padding counted apart): divide by a number
+        return total / int(divisor.flat[0])
+    return total / divisor.astype(_float_dtype(total))
 
 
 # --- dense layers and activations -----------------------------------------------------------------
 @_labelled("linear")
-def linear(x, weight, bias=None):
+def linear(input, weight, bias=None):
     """x (..., in_features) -> x @ weight.T + bias (..., out_features); weight (out_features, in_features)."""
-    _same_kind("linear", input=x, weight=weight, bias=bias)
+    x, weight, bias = _inputs("linear", input=input, weight=weight, bias=bias)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must have shape (out_features, in_features), got shape {tuple(weight.shape)}")
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
@@ -243,27 +379,22 @@ def linear(x, weight, bias=None):
                          f"but weight expects {weight.shape[1]} (weight shape {tuple(weight.shape)})")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got shape {tuple(bias.shape)}")
-    out = _tensordot(x, weight, ([x.ndim - 1], [1]))
+    out = x.tensordot(weight, ([x.ndim - 1], [1]))
     return out if bias is None else out + bias
 
 
 @_labelled("flatten")
-def flatten(x, start_dim=1):
-    """Merge the dims from start_dim on into one: (N, C, H, W) -> (N, C*H*W)."""
-    _same_kind("flatten", input=x)
-    if isinstance(start_dim, (bool, np.bool_)) or not isinstance(start_dim, (int, np.integer)):
-        raise TypeError(f"flatten: start_dim must be an int, got {start_dim!r}")
-    if not -x.ndim <= start_dim < x.ndim:
-        raise ValueError(f"flatten: start_dim {start_dim} is out of range for shape {tuple(x.shape)}")
-    start = start_dim % x.ndim
-    return x.reshape(tuple(x.shape[:start]) + (int(np.prod(x.shape[start:])),))
+def flatten(input, start_dim=1, end_dim=-1):
+    """Merge the dims start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W)."""
+    (x,) = _inputs("flatten", input=input)
+    return x.flatten(start_dim, end_dim)
 
 
 def _activation(name, doc, *defaults):
     @_labelled(name)
-    def fn(x, *args):
-        _same_kind(name, input=x)
-        return _map(x, name, *(args or defaults))
+    def fn(input, *args):
+        (x,) = _inputs(name, input=input)
+        return getattr(x, name)(*(args or defaults))
     fn.__name__, fn.__qualname__, fn.__doc__ = name, name, doc
     return fn
 
@@ -274,56 +405,93 @@ tanh = _activation("tanh", "tanh(x) elementwise.")
 _leaky_relu = _activation("leaky_relu", "x for x > 0, negative_slope * x otherwise.", 0.01)
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(input, negative_slope=0.01):
     """x for x > 0, negative_slope * x otherwise."""
-    return _leaky_relu(x, negative_slope)
+    return _leaky_relu(input, negative_slope)
 
 
-def _dim(fn, x, dim):
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{fn}: dim must be an int, got {dim!r}")
-    if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"{fn}: dim {dim} is out of range for shape {tuple(x.shape)}")
-
-
-def _shifted(x, dim):
+def _shifted(fn, x, dim):
     """x minus its max along dim, the max held constant (softmax does not change under the shift)."""
-    return x - _data(x).max(axis=dim, keepdims=True)
+    axes = (B.dim(dim, x.ndim, fn),) if x.ndim else ()
+    return x - B.reduce(np.maximum, x.numbers(), axes, keepdims=True), axes
 
 
 @_labelled("softmax")
-def softmax(x, dim):
+def softmax(input, dim):
     """exp(x) / sum(exp(x)) along dim (same shape as x)."""
-    _same_kind("softmax", input=x)
-    _dim("softmax", x, dim)
-    e = _map(_shifted(x, dim), "exp")
-    return e / e.sum(axis=dim, keepdims=True)
+    (x,) = _inputs("softmax", input=input)
+    z, axes = _shifted("softmax", x, dim)
+    e = z.exp()
+    return e / e.sum(axis=axes, keepdims=True)
 
 
 @_labelled("log_softmax")
-def log_softmax(x, dim):
+def log_softmax(input, dim):
     """x - log(sum(exp(x))) along dim, computed stably (same shape as x)."""
-    _same_kind("log_softmax", input=x)
-    _dim("log_softmax", x, dim)
-    z = _shifted(x, dim)
-    return z - _map(_map(z, "exp").sum(axis=dim, keepdims=True), "log")
+    (x,) = _inputs("log_softmax", input=input)
+    z, axes = _shifted("log_softmax", x, dim)
+    return z - z.exp().sum(axis=axes, keepdims=True).log()
 
 
-# --- losses (each the mean over all elements) ---------------------------------------------------------
+def _probability(fn, p):
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
+        raise ValueError(f"{fn}: p must be a probability in [0, 1], got {p!r}")
+    return p
+
+
+@_labelled("dropout")
+def dropout(input, p=0.5, training=True, rng=None):
+    """Zero each entry with probability p and scale the rest by 1 / (1 - p) (training only, as
+    PyTorch's); ``rng`` a numpy Generator (seeded) or None."""
+    (x,) = _inputs("dropout", input=input)
+    _probability("dropout", p)
+    if not training or p == 0:
+        return x
+    keep = (np.random.default_rng() if rng is None else rng).random(x.shape) >= p
+    scale = keep / (1 - p) if p < 1 else np.zeros(x.shape)
+    return x * scale.astype(_float_dtype(x))
+
+
+# --- losses ---------------------------------------------------------------------------------------------
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduced(terms, reduction, sign=1):
+    """The loss terms (times sign, +1 or -1) as ``reduction`` says: their mean, as a sum of
+    terms / (sign n) (no overflow when every |term| is below the float max, and a negated mean in
+    the same two ops), their sum, or themselves."""
+    if reduction == "mean":
+        return (terms / (sign * terms.size)).sum()
+    terms = terms if sign == 1 else -terms
+    return terms.sum() if reduction == "sum" else terms
+
+
 def _target_like(fn, x, target):
     """The target: a graph array of the input's kind, or numbers as a constant (checked shape)."""
-    if isinstance(target, (Tensor, Value)) or isinstance(target, np.ndarray) and target.dtype == object:
-        _same_kind(fn, input=x, target=target)
-        t = target
+    if isinstance(target, Tensor) or as_value_array(target) is not None:
+        _, t = _inputs(fn, input=x, target=target)
     else:
         try:
-            numbers = np.asarray(target, dtype=_data(x).dtype)
+            numbers = np.asarray(target, dtype=_float_dtype(x))
         except (TypeError, ValueError):
             raise TypeError(f"{fn}: target must be numbers, a Tensor or Values, got {type(target).__name__}") from None
         t = numbers if numbers.ndim else numbers[()]  # a constant array (or a number for 0-d)
-    if tuple(np.shape(t)) != tuple(np.shape(x)):
-        raise ValueError(f"{fn}: target shape {tuple(np.shape(t))} does not match input shape {tuple(np.shape(x))}")
+    if tuple(np.shape(t)) != tuple(x.shape):
+        raise ValueError(f"{fn}: target shape {tuple(np.shape(t))} does not match input shape {tuple(x.shape)}")
     return t
+
+
+def _weights(fn, arg, weight, x):
+    """Per-element loss weights: numbers that broadcast against the input, or None."""
+    if weight is None:
+        return None
+    w = np.asarray(weight.numbers() if hasattr(weight, "numbers") else weight, dtype=_float_dtype(x))
+    try:
+        np.broadcast_shapes(w.shape, tuple(x.shape))
+    except ValueError:
+        raise ValueError(f"{fn}: {arg} of shape {w.shape} does not broadcast to the input's shape "
+                         f"{tuple(x.shape)}") from None
+    return w
 
 
 _TINY = 1e-44  # log(_TINY) < -100 in float32 and float64, and 1 / _TINY is finite in float64
@@ -332,60 +500,116 @@ _TINY = 1e-44  # log(_TINY) < -100 in float32 and float64, and 1 / _TINY is fini
 def _clamped_log(u):
     """max(log(u), -100), as PyTorch's BCE clamps its logs. u is first raised to _TINY, so that
     u = 0 gives a zero gradient (the outer clamp's), not 0 * (1 / 0) = nan."""
-    return _maximum(_map(_maximum(u, _TINY), "log"), -100.0)
+    return u.maximum(_TINY).log().maximum(-100.0)
 
 
 @_labelled("loss")
-def binary_cross_entropy(p, target):
-    """mean(-(t log p + (1 - t) log(1 - p))), natural log, each log clamped at -100 (as PyTorch).
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+    """-(t log p + (1 - t) log(1 - p)) per element, natural log, each log clamped at -100 (as PyTorch),
+    times ``weight``, reduced by ``reduction`` ('mean', 'sum' or 'none').
 
-    p: probabilities in [0, 1], any shape; target: same shape.
+    input: probabilities in [0, 1], any shape; target: same shape.
     """
-    _same_kind("binary_cross_entropy", input=p)
-    data = _data(p)
+    (p,) = _inputs("binary_cross_entropy", input=input)
+    _choice("binary_cross_entropy", "reduction", reduction, REDUCTIONS)
+    data = p.numbers()
     if data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError(f"binary_cross_entropy: every input must lie in [0, 1], "
                          f"got values from {np.nanmin(data)} to {np.nanmax(data)}"
                          f"{' and nan' if np.isnan(data).any() else ''} (shape {data.shape})")
     t = _target_like("binary_cross_entropy", p, target)
-    return _mean(t * _clamped_log(p) + (1.0 - t) * _clamped_log(1.0 - p), sign=-1)
+    w = _weights("binary_cross_entropy", "weight", weight, p)
+    terms = t * _clamped_log(p) + (1.0 - t) * _clamped_log(1.0 - p)
+    return _reduced(terms if w is None else terms * w, reduction, sign=-1)
 
 
 @_labelled("loss")
-def binary_cross_entropy_with_logits(z, target):
-    """binary_cross_entropy(sigmoid(z), target) computed stably for any finite z (mean).
+def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None):
+    """binary_cross_entropy(sigmoid(z), target) computed stably for any finite z, the positive
+    term times ``pos_weight`` (per class, broadcast over the last dim) and each term times ``weight``.
 
-    Per element (1 - t) z + softplus(-z), softplus(-z) = relu(-z) + log(1 + exp(-|z|)).
+    Per element (1 - t) z + (1 + (pos_weight - 1) t) softplus(-z), softplus(-z) = relu(-z) + log(1 + exp(-|z|)).
     """
-    _same_kind("binary_cross_entropy_with_logits", input=z)
+    (z,) = _inputs("binary_cross_entropy_with_logits", input=input)
+    _choice("binary_cross_entropy_with_logits", "reduction", reduction, REDUCTIONS)
     t = _target_like("binary_cross_entropy_with_logits", z, target)
+    w = _weights("binary_cross_entropy_with_logits", "weight", weight, z)
+    pw = _weights("binary_cross_entropy_with_logits", "pos_weight", pos_weight, z)
     minus = -z
     # |z| = max(z, -z): on the tie at z = 0 the gradient goes to z, which makes the
     # derivative there sigmoid(0) - t = 1/2 - t, as on either side
-    softplus = _map(minus, "relu") + _map(1.0 + _map(-_maximum(z, minus), "exp"), "log")
-    return _mean((1.0 - t) * z + softplus)
+    softplus = minus.relu() + (1.0 + (-z.maximum(minus)).exp()).log()
+    terms = (1.0 - t) * z + (softplus if pw is None else (1.0 + (pw - 1.0) * t) * softplus)
+    return _reduced(terms if w is None else terms * w, reduction)
 
 
-@_labelled("loss")
-def cross_entropy(logits, target):
-    """Mean over the batch of -log_softmax(logits)[i, target[i]]; logits (N, classes), target (N,) int classes."""
-    _same_kind("cross_entropy", input=logits)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, classes), got shape {tuple(logits.shape)}")
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if t.shape != (logits.shape[0],):
-        raise ValueError(f"cross_entropy: target must have shape ({logits.shape[0]},) for logits of shape "
-                         f"{tuple(logits.shape)}, got shape {t.shape}")
-    if t.dtype.kind not in "iuf" or t.size and (np.any(t != np.round(t)) or t.min() < 0 or t.max() >= logits.shape[1]):
-        raise ValueError(f"cross_entropy: target must hold class indices in 0..{logits.shape[1] - 1}, "
+def _class_targets(fn, x, target, probabilities):
+    """Class indices as an index into x (classes on dim 1, or dim 0 unbatched, which gets a batch dim
+    of 1), or class probabilities (x's shape) as numbers; checked before anything is computed."""
+    t = np.asarray(target.numbers() if hasattr(target, "numbers") else target)
+    c = 1 if x.ndim > 1 else 0
+    classes = x.shape[c]
+    if probabilities and t.shape == tuple(x.shape) and t.dtype.kind == "f":
+        return None, t.astype(_float_dtype(x))
+    want = tuple(x.shape[:c]) + tuple(x.shape[c + 1:])
+    if t.shape != want:
+        also = f" or class probabilities of shape {tuple(x.shape)}" if probabilities else ""
+        raise ValueError(f"{fn}: target must have shape {want} (class indices){also} for input of shape "
+                         f"{tuple(x.shape)}, got shape {t.shape}")
+    if t.dtype.kind not in "iuf" or t.size and (np.any(t != np.round(t)) or t.min() < 0 or t.max() >= classes):
+        raise ValueError(f"{fn}: target must hold class indices in 0..{classes - 1}, "
                          f"got {t.tolist() if t.size <= 10 else t.dtype}")
-    picked = log_softmax(logits, 1)[np.arange(t.shape[0]), t.astype(np.int64)]
-    return _mean(picked, sign=-1)
+    t = t.astype(np.int64).reshape(t.shape if c else (1,))
+    grid = np.indices(t.shape)
+    return (grid[0], t) + tuple(grid[1:]) if c else (np.zeros(1, np.int64), t), None
+
+
+def _nll(logp, targets, reduction, smoothing):
+    """-log p of the targets (see _class_targets), with label smoothing, reduced."""
+    index, probs = targets
+    c, classes = (1 if logp.ndim > 1 else 0), logp.shape[1 if logp.ndim > 1 else 0]
+    if probs is not None:  # -sum over classes of the (smoothed) probabilities times log p
+        if smoothing:
+            probs = (1 - smoothing) * probs + smoothing / classes
+        return _reduced((logp * probs).sum(axis=c), reduction, sign=-1)
+    picked = (logp if c else logp.reshape(1, -1))[index]
+    if smoothing:  # (1 - e) log p[target] + e mean over classes of log p
+        picked = (1 - smoothing) * picked + (logp if c else logp.reshape(1, -1)).sum(axis=1) * (smoothing / classes)
+    out = _reduced(picked, reduction, sign=-1)
+    return out.reshape(()) if reduction == "none" and not c else out
+
+
+def _class_input(fn, input, reduction):
+    (x,) = _inputs(fn, input=input)
+    _choice(fn, "reduction", reduction, REDUCTIONS)
+    if x.ndim < 1:
+        raise ValueError(f"{fn}: input must have a class dim, got shape {tuple(x.shape)}")
+    return x
 
 
 @_labelled("loss")
-def mse_loss(x, target):
-    """mean((x - target) ** 2); target the same shape as x."""
-    _same_kind("mse_loss", input=x)
-    t = _target_like("mse_loss", x, target)
-    return _mean((x - t) ** 2)
+def nll_loss(input, target, *, reduction="mean"):
+    """-input[i, target[i]] reduced: input log-probabilities (N, classes[, d...]) or (classes,), target
+    class indices (N[, d...]) or a 0-d index."""
+    logp = _class_input("nll_loss", input, reduction)
+    return _nll(logp, _class_targets("nll_loss", logp, target, probabilities=False), reduction, 0.0)
+
+
+@_labelled("loss")
+def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
+    """nll_loss(log_softmax(input, class dim), target): input logits (N, classes[, d...]) or (classes,);
+    target class indices (N[, d...]) or class probabilities (input's shape). label_smoothing e
+    mixes the target with the uniform distribution: (1 - e) target + e / classes."""
+    x = _class_input("cross_entropy", input, reduction)
+    if not isinstance(label_smoothing, (int, float, np.floating)) or not 0 <= label_smoothing <= 1:
+        raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+    targets = _class_targets("cross_entropy", x, target, probabilities=True)
+    return _nll(log_softmax(x, 1 if x.ndim > 1 else 0), targets, reduction, float(label_smoothing))
+
+
+@_labelled("loss")
+def mse_loss(input, target, *, reduction="mean"):
+    """(x - target) ** 2 reduced by ``reduction``; target the same shape as x."""
+    (x,) = _inputs("mse_loss", input=input)
+    _choice("mse_loss", "reduction", reduction, REDUCTIONS)
+    return _reduced((x - _target_like("mse_loss", x, target)) ** 2, reduction)

@@ -10,7 +10,8 @@ not checked. The inputs' data and ``.grad`` are left as they were, even when ``f
 import numpy as np
 
 from ..engine import Value
-from ..tensor import Tensor, no_grad
+from ..autograd import no_grad
+from ..tensor import Tensor
 
 __all__ = ["gradcheck", "numerical_grad", "analytic_grad", "GradcheckError"]
 

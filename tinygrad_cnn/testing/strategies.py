@@ -22,8 +22,10 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from .. import nn
-from ..engine import values
-from ..tensor import Tensor, no_grad, sliding_windows
+from ..value_array import values
+from ..autograd import no_grad
+from ..backend import sliding_windows
+from ..tensor import Tensor
 
 # --- profiles ---------------------------------------------------------------------------------
 PROFILE_VARIABLE = "TINYGRAD_CNN_PROFILE"
@@ -248,7 +250,7 @@ def kink_margin(model, x):
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"kink_margin: model must be an nn.Sequential, got {type(model).__name__}")
-    margin, h = np.inf, Tensor(nn.numbers(x))
+    margin, h = np.inf, Tensor(x.numbers())
     with no_grad():
         for module in model:
             if isinstance(module, nn.Sequential):
