@@ -286,7 +286,7 @@ def test_every_node_is_named_and_labelled_by_layer_for_pictures():
     ({"seed": 1}, "seed", "square15"),
     ({"model": "square15", "seed": -1}, "seed", "non-negative"),
     ({"model": "cnn11"}, "model", "cnn10, square15"),
-    ({"engine": "gpu"}, "engine", "value, tensor"),
+    ({"engine": "gpu"}, "engine", "tensor, value"),
 ])
 def test_bad_input_names_the_argument(kwargs, arg, words):
     with pytest.raises(W.InputError) as info:

@@ -43,6 +43,14 @@ class Value(Node):
         self.layer = _layer[0]
         self._pending = None
 
+    def numbers(self):
+        """``.data`` as a 0-d float64 array, as ``ValueArray.numbers()`` and ``Tensor.numbers()`` give theirs."""
+        return np.array(self.data)
+
+    def grads(self):
+        """``.grad`` as a 0-d float64 array."""
+        return np.array(self.grad)
+
     def __repr__(self):
         name = f", name={self.name!r}" if self.name else ""
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{name})"

@@ -13,28 +13,20 @@ import time
 import numpy as np
 
 from .data import DataLoader
-from .engine import Value
 from .value_array import values
+from . import nn
 from .nn import functional as F
 from .autograd import no_grad
 from .tensor import Tensor
 
 
 def engine_of(model):
-    """"tensor" or "value": the kind of ``model``'s parameters."""
-    return "tensor" if isinstance(model.parameters()[0], Tensor) else "value"
+    """"tensor" or "value": the engine of ``model``'s parameters."""
+    return nn.engine_of(model.parameters()[0])
 
 
 def _input(model, X):
     return Tensor(X) if engine_of(model) == "tensor" else values(X, name="x")
-
-
-def _numbers(out):
-    if isinstance(out, Tensor):
-        return out.data
-    if isinstance(out, Value):
-        return np.float64(out.data)
-    return np.frompyfunc(lambda v: v.data, 1, 1)(out).astype(np.float64)
 
 
 def loss_and_predictions(model, X, y):
@@ -46,8 +38,8 @@ def loss_and_predictions(model, X, y):
 def _loss_and_predictions(out, y):
     if out.shape[-1] == 1:
         loss = F.binary_cross_entropy(out, np.asarray(y, dtype=np.float64).reshape(-1, 1))
-        return loss, (_numbers(out)[:, 0] > 0.5).astype(np.int64)
-    return F.cross_entropy(out, np.asarray(y, dtype=np.int64)), _numbers(out).argmax(axis=1)
+        return loss, (out.numbers()[:, 0] > 0.5).astype(np.int64)
+    return F.cross_entropy(out, np.asarray(y, dtype=np.int64)), out.numbers().argmax(axis=1)
 
 
 def classes_of(model, input_shape):
@@ -129,7 +121,7 @@ def train_epoch(model, optimizer, loader, progress=False, desc=""):
         loss, predicted = loss_and_predictions(model, xb, yb)
         loss.backward()
         optimizer.step()
-        value, hits = float(_numbers(loss)), int((predicted == np.asarray(yb)).sum())
+        value, hits = float(loss.numbers()), int((predicted == np.asarray(yb)).sum())
         total, correct, seen = total + value * len(yb), correct + hits, seen + len(yb)
         steps.append((value, hits / len(yb)))
         if bar is not None:

@@ -38,11 +38,17 @@ class ValueArray(np.ndarray):
             v.data = float(x)
         return self
 
-    def backward(self):
-        """Backpropagate from the one Value of a size-1 array."""
-        if self.size != 1:
-            raise ValueError(f"backward: needs a single Value, this array has shape {self.shape}")
-        self.flat[0].backward()
+    def backward(self, grad=None):
+        """Backpropagate from the one Value of a size-1 array or, given ``grad`` (d loss / d self, of
+        self's shape), from sum(self * grad), as Tensor.backward(grad)."""
+        if grad is None:
+            if self.size != 1:
+                raise ValueError(f"backward: a gradient is needed for an array of shape {self.shape}")
+            return self.flat[0].backward()
+        grad = np.asarray(grad, dtype=np.float64)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward: gradient shape {grad.shape} does not match the array's shape {self.shape}")
+        (self * grad).sum().backward()
 
     # --- the primitives of the Tensor engine, on Values ----------------------------------------
     def pad(self, pads, value=0.0):

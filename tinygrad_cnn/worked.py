@@ -19,10 +19,8 @@ from . import data as datasets
 from .autograd import layer
 from .models import square_detector15, tiny_cnn10
 from .nn import functional as F
-from .nn import make_parameter
-from .tensor import Tensor
+from .nn import ENGINES, make_parameter
 
-ENGINES = ("value", "tensor")
 
 # The input image of the worked example (course material 000); its label is 1.
 WORKED_X = [[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]]
@@ -124,11 +122,8 @@ def _squeeze(a):
 
 # --- reading and driving a graph -------------------------------------------------------------------
 def _numbers(node, attr="data"):
-    """``.data`` or ``.grad`` of a Tensor, a Value or an object array of Values, squeezed."""
-    if isinstance(node, Tensor):
-        a = getattr(node, attr)
-        return _squeeze(np.zeros(node.shape) if a is None else a)
-    return _squeeze(np.frompyfunc(lambda v: getattr(v, attr), 1, 1)(node))
+    """``.data`` or ``.grad`` of a Tensor, a Value or a Value array, squeezed."""
+    return _squeeze(node.numbers() if attr == "data" else node.grads())
 
 
 def _name(node, name):
@@ -144,11 +139,7 @@ def _name(node, name):
 
 def _backprop(node, upstream):
     """Backpropagate from ``node`` with ``upstream`` as d L / d node."""
-    upstream = np.reshape(np.asarray(upstream, dtype=np.float64), node.shape)
-    if isinstance(node, Tensor):
-        node.backward(upstream)
-    else:
-        np.sum(node * upstream).backward()
+    node.backward(np.reshape(np.asarray(upstream, dtype=np.float64), node.shape))
 
 
 def _forward(spec, engine, params, X, label, seed):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import checkpoint, cli, data, train
+from .. import checkpoint, cli, data, nn, train
 from ..models import digits_cnn, mnist_cnn, square_detector15
 from ..optim import SGD, Adam
 
@@ -42,7 +42,7 @@ def register(subparsers):
                     "a checkpoint after every epoch, and --resume continues one to the numbers of an "
                     "uninterrupted run (pass the same options).")
     p.add_argument("task", choices=tuple(TASKS), help="; ".join(f"{k}: {t.title}" for k, t in TASKS.items()))
-    p.add_argument("--engine", choices=("tensor", "value"), default="tensor",
+    p.add_argument("--engine", choices=nn.ENGINES, default="tensor",
                    help="tensor (default): numpy arrays; value: one graph node per scalar (slow: small nets)")
     p.add_argument("--epochs", type=int, metavar="N",
                    help="epochs in all, counting resumed ones (" + _defaults("epochs") + ")")

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from .. import cli
+from .. import cli, nn
 from .. import worked as W
 from ..files import DotNotFoundError, require_dot
 from .train import check_plots
@@ -23,7 +23,7 @@ def register(subparsers):
                     "person works it, with the material's wrong numbers beside the right ones.")
     p.add_argument("--model", choices=tuple(W.MODELS), default="cnn10",
                    help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square detector")
-    p.add_argument("--engine", choices=W.ENGINES, default="value",
+    p.add_argument("--engine", choices=nn.ENGINES, default="value",
                    help="value (default): one graph node per scalar, so every number a person writes by hand "
                         "is a node with its own .grad; tensor: numpy arrays (same numbers to 1e-12)")
     p.add_argument("--json", action="store_true", help="print one JSON object (values and gradients) instead")
