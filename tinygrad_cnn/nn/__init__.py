@@ -415,16 +415,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        if _layer[0] is not None:  # inside an outer label, which wins
-            return self._run(x)
-        try:  # label each layer's nodes "0: Conv2d", ...: autograd.layer's rule, without a context per layer
-            return self._run(x, labelled=True)
-        finally:
-            _layer[0] = None
-
-    def _run(self, x, labelled=False):
         for name, m in self._modules.items():
-            if labelled:
-                _layer[0] = f"{name}: {m.label()}"
-            x = m(x)
+            with layer(f"{name}: {m.label()}"):  # the nodes of each layer are "0: Conv2d", ... (an outer label wins)
+                x = m(x)
         return x
