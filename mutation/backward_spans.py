@@ -1,18 +1,18 @@
-"""Where the backward rules are in tinygrad_cnn/tensor.py and tinygrad_cnn/engine.py, found in the source.
+"""Where the backward rules are in the engines' source (tensor.py, backend.py, engine.py, ...), found in it.
 
 Backward-rule code is:
-- the rules in the rule tables (``_BINARY``, ``_UNARY``: every tuple entry after the forward);
+- the rules in the rule table (``PRIMITIVES``: every tuple entry after the forward);
 - every lambda or nested function whose first argument is ``g`` (a Tensor op's rule);
-- the local derivatives of a Value op (the 4th argument, ``local``, of a ``Value(...)`` call);
+- the local derivatives of a Value op (the 4th argument, ``local``, of a ``Value(...)`` or ``_op(...)`` call);
 - ``_push`` and ``_accumulate`` (where a node applies its rules and collects its gradient);
 - then, repeatedly, what only that code uses: a module function called only from backward
-  code (``_unbroadcast``, ``_keep``, ``_scatter_windows``...) and a local variable read only
+  code (``unbroadcast``, ``keep``, ``scatter_windows``...) and a local variable read only
   by it (``inverse`` in ``transpose``).
 Found by reading the syntax tree, so the spans follow the files as they change.
 """
 import ast
 
-TABLES = ("_BINARY", "_UNARY")
+TABLES = ("PRIMITIVES",)
 ENTRY_POINTS = ("_push", "_accumulate")
 
 
@@ -49,7 +49,7 @@ def _seeds(tree):
             spans.append((f"rule at line {node.lineno}", *_span(node)))
         elif isinstance(node, ast.FunctionDef) and (_first_arg(node) == "g" or node.name in ENTRY_POINTS):
             spans.append((node.name, *_span(node)))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Value":
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Value", "_op"):
             local = node.args[3] if len(node.args) > 3 else next(
                 (k.value for k in node.keywords if k.arg == "local"), None)
             if local is not None:

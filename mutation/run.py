@@ -1,8 +1,9 @@
 """`make mutate`: mutation testing of the backward rules with cosmic-ray (not part of CI).
 
 Copies the package and the tests into a scratch directory (a mutant is written into the file
-it mutates), lets cosmic-ray make every mutant of tinygrad_cnn/tensor.py and
-tinygrad_cnn/engine.py, keeps those inside backward-rule code (backward_spans.py), and runs
+it mutates), lets cosmic-ray make every mutant of the engines (tensor.py, backend.py,
+engine.py: those inside backward-rule code, found by backward_spans.py) and of the custom
+Function machinery and gradcheck (function.py, testing/__init__.py: all of them), and runs
 the fast tests that check the rules against each mutant, one at a time, with the ci
 profile's examples (not shrunk).
 A mutant's tests run in a child forked from this process, which has pytest, numpy and
@@ -24,11 +25,14 @@ from pathlib import Path
 from backward_spans import backward_spans, contains
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("tinygrad_cnn/tensor.py", "tinygrad_cnn/engine.py")
+RULES = ("tinygrad_cnn/tensor.py", "tinygrad_cnn/backend.py", "tinygrad_cnn/engine.py")  # backward code only
+WHOLE = ("tinygrad_cnn/function.py", "tinygrad_cnn/testing/__init__.py")                # every line
+MODULES = RULES + WHOLE
 PROFILE = "mutate"
 # fastest first: with pytest -x, most mutants die in the first file
-TESTS = ("tests/testing/test_wrong_rules.py", "tests/test_engine.py", "tests/test_tensor.py", "tests/nn",
-         "tests/testing/test_backward_rules.py", "tests/testing/test_models_gradcheck.py")
+TESTS = ("tests/testing/test_wrong_rules.py", "tests/test_engine.py", "tests/test_tensor.py", "tests/test_function.py",
+         "tests/testing/test_gradcheck.py", "tests/nn", "tests/testing/test_backward_rules.py",
+         "tests/testing/test_models_gradcheck.py")
 
 try:
     import cosmic_ray.plugins
@@ -52,7 +56,8 @@ def config(tests, timeout):
 
 def keep_backward_mutants(db):
     """Mark every mutant outside backward-rule code as skipped; return the others, in source order."""
-    spans = {m: backward_spans(Path(m).read_text()) for m in MODULES}
+    spans = {m: backward_spans(Path(m).read_text()) for m in RULES}
+    spans.update({m: [("all", (1, 0), (len(Path(m).read_text().splitlines()) + 1, 0))] for m in WHOLE})
     items = sorted(db.pending_work_items, key=lambda i: (str(i.mutations[0].module_path), i.mutations[0].start_pos,
                                                          i.mutations[0].operator_name, i.mutations[0].occurrence))
     inside = [i for i in items if all(contains(spans[str(m.module_path)], m.start_pos, m.end_pos) for m in i.mutations)]

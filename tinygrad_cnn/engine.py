@@ -24,11 +24,26 @@ def _constant(x):
     """A plain number operand as a leaf Value."""
     return Value(_number(x, "an operand that is not a Value"))
 
+
+def _checked_custom_op(parents, op, local):
+    """The parents and local derivatives of a hand-made node, checked: Values, one number each."""
+    parents, local = tuple(parents), tuple(local)
+    what = f"Value(..., op={op!r})"
+    for i, p in enumerate(parents):
+        if not isinstance(p, Value):
+            raise TypeError(f"{what}: parent {i} must be a Value, got {type(p).__name__}")
+    if len(local) != len(parents):
+        raise ValueError(f"{what} has {len(parents)} parent{'s' * (len(parents) != 1)} but {len(local)} local "
+                         f"derivative{'s' * (len(local) != 1)}: give one d result / d parent for each parent")
+    return parents, tuple(_number(d, f"local derivative {i}") for i, d in enumerate(local))
+
+
 class Value(Node):
     """A scalar in a computation graph: ``.data`` (float) and ``.grad`` (float, 0.0 at creation).
 
-    ``Value(2.0, name="a")`` is a leaf. An op makes ``Value(result, parents, op, local)``, where
-    ``local[i]`` is d result / d parents[i], worked out now, in the forward pass.
+    ``Value(2.0, name="a")`` is a leaf. A custom op is ``Value(result, parents, op, local)``, where
+    ``local[i]`` is d result / d parents[i], worked out now, in the forward pass (checked: one
+    number per parent). The built-in ops below make their nodes the same way, unchecked (``_op``).
     """
 
     __slots__ = ("_local",)
@@ -36,9 +51,8 @@ class Value(Node):
     def __init__(self, data, parents=(), op="", local=(), name=None):
         self.data = data if type(data) is float else _number(data, "data")
         self.grad = 0.0
-        self.parents = parents
+        self.parents, self._local = _checked_custom_op(parents, op, local) if parents or local else ((), ())
         self.op = op
-        self._local = local
         self.name = name
         self.layer = _layer[0]
         self._pending = None
@@ -58,61 +72,61 @@ class Value(Node):
     # --- the ops: forward value and local derivatives side by side ----------------------------
     def __add__(self, other):
         other = other if isinstance(other, Value) else _constant(other)
-        return Value(self.data + other.data, (self, other), "+", (1.0, 1.0))
+        return _op(self.data + other.data, (self, other), "+", (1.0, 1.0))
 
     def __sub__(self, other):
         other = other if isinstance(other, Value) else _constant(other)
-        return Value(self.data - other.data, (self, other), "-", (1.0, -1.0))
+        return _op(self.data - other.data, (self, other), "-", (1.0, -1.0))
 
     def __mul__(self, other):
         other = other if isinstance(other, Value) else _constant(other)
-        return Value(self.data * other.data, (self, other), "*", (other.data, self.data))
+        return _op(self.data * other.data, (self, other), "*", (other.data, self.data))
 
     def __truediv__(self, other):
         other = other if isinstance(other, Value) else _constant(other)
         q = _div(self.data, other.data)
-        return Value(q, (self, other), "/", (_div(1.0, other.data), _div(-q, other.data)))
+        return _op(q, (self, other), "/", (_div(1.0, other.data), _div(-q, other.data)))
 
     def __pow__(self, k):
         if isinstance(k, Value):
             raise TypeError("Value ** Value is not supported: the exponent must be a number, got Value")
         k = _number(k, "the exponent")
-        return Value(_pow(self.data, k), (self,), f"**{k:g}", (k * _pow(self.data, k - 1) if k else 0.0,))
+        return _op(_pow(self.data, k), (self,), f"**{k:g}", (k * _pow(self.data, k - 1) if k else 0.0,))
 
     def __neg__(self):
-        return Value(-self.data, (self,), "neg", (-1.0,))
+        return _op(-self.data, (self,), "neg", (-1.0,))
 
     def exp(self):
         e = _exp(self.data)
-        return Value(e, (self,), "exp", (e,))
+        return _op(e, (self,), "exp", (e,))
 
     def log(self):
-        return Value(_log(self.data), (self,), "log", (_div(1.0, self.data),))
+        return _op(_log(self.data), (self,), "log", (_div(1.0, self.data),))
 
     def relu(self):
         x = self.data
-        return Value(0.0, (self,), "relu", (0.0,)) if x <= 0 else Value(x, (self,), "relu", (1.0,))
+        return _op(0.0, (self,), "relu", (0.0,)) if x <= 0 else _op(x, (self,), "relu", (1.0,))
 
     def leaky_relu(self, negative_slope=0.01):
         slope = _number(negative_slope, "negative_slope")
         if self.data <= 0:
-            return Value(self.data * slope, (self,), "leaky_relu", (slope,))
-        return Value(self.data, (self,), "leaky_relu", (1.0,))
+            return _op(self.data * slope, (self,), "leaky_relu", (slope,))
+        return _op(self.data, (self,), "leaky_relu", (1.0,))
 
     def sigmoid(self):
         s = sigmoid(self.data)
-        return Value(s, (self,), "sigmoid", (s * (1.0 - s),))
+        return _op(s, (self,), "sigmoid", (s * (1.0 - s),))
 
     def tanh(self):
         t = math.tanh(self.data)
-        return Value(t, (self,), "tanh", (1.0 - t * t,))
+        return _op(t, (self,), "tanh", (1.0 - t * t,))
 
     def max(self, other):
         """The larger of self and other; the gradient goes to the larger, to self on a tie. NaN wins."""
         other = other if isinstance(other, Value) else _constant(other)
         if self.data >= other.data or self.data != self.data:
-            return Value(self.data, (self, other), "max", (1.0, 0.0))
-        return Value(other.data, (self, other), "max", (0.0, 1.0))
+            return _op(self.data, (self, other), "max", (1.0, 0.0))
+        return _op(other.data, (self, other), "max", (0.0, 1.0))
 
     # --- reflected forms: number op Value ---------------------------------------------------------
     __radd__ = __add__
@@ -173,6 +187,17 @@ def _pow(x, k):
             return math.nan
         return math.copysign(math.inf, x) if k % 2 == 1 else math.inf  # odd integer powers keep the sign
     return r if type(r) is float else math.nan  # Python gives a complex for a negative base to a fraction
+
+
+_new = object.__new__
+
+
+def _op(data, parents, op, local):
+    """The result of a built-in op (its parents and derivatives are right by construction: no checks)."""
+    v = _new(Value)
+    v.data, v.grad, v.parents, v.op, v._local, v.name, v.layer, v._pending = data, 0.0, parents, op, local, None, \
+        _layer[0], None
+    return v
 
 
 def sigmoid(x):

@@ -6,6 +6,7 @@ import pytest
 
 import tinygrad_cnn.nn as nn
 import tinygrad_cnn.nn.functional as F
+import tinygrad_cnn.engine as engine
 import tinygrad_cnn.tensor as tensor
 from tinygrad_cnn import Tensor, Value, values
 
@@ -169,17 +170,22 @@ CASES = {  # name: (call, error type, words the message must contain)
 def op_nodes(monkeypatch):
     """A list that gets an entry for each op node made (a Tensor op, or a Value with parents)."""
     made = []
-    make, value_init = tensor._node, Value.__init__
+    make, value_op, value_init = tensor._node, engine._op, Value.__init__
 
     def counting_make(data, parents, op, *args):
         made.append(f"Tensor {op}")
         return make(data, parents, op, *args)
 
-    def counting_init(self, data, parents=(), op="", *args, **kwargs):
+    def counting_op(data, parents, op, local):
+        made.append(f"Value {op}")
+        return value_op(data, parents, op, local)
+
+    def counting_init(self, data, parents=(), op="", *args, **kwargs):  # a custom op
         if parents:
             made.append(f"Value {op}")
         value_init(self, data, parents, op, *args, **kwargs)
     monkeypatch.setattr(tensor, "_node", counting_make)
+    monkeypatch.setattr(engine, "_op", counting_op)
     monkeypatch.setattr(Value, "__init__", counting_init)
     return made
 

@@ -36,7 +36,7 @@ class T:
     def scaled(self, k):
         return Value(self.data * k, (self,), "scaled", (k + 0,))
 
-_BINARY = {"+": (np.add, lambda g, x, y, out: g, lambda g, x, y, out: g)}
+PRIMITIVES = {"+": (np.add, lambda g, x, y, out: g, lambda g, x, y, out: g)}
 '''
 
 
@@ -77,7 +77,7 @@ def test_the_engines_rule_tables_and_value_locals_are_all_selected():
     tensor = (ROOT / "tinygrad_cnn" / "tensor.py").read_text()
     spans = spans_module.backward_spans(tensor)
     for node in ast.walk(ast.parse(tensor)):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in ("_BINARY", "_UNARY"):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PRIMITIVES":
             for entry in node.value.values:
                 forward, *rules = entry.elts
                 assert rules and all(spans_module.contains(spans, (r.lineno, r.col_offset),

@@ -153,7 +153,7 @@ def pad(input, pad, mode="constant", value=0.0):
     pads = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         pads[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    if any(n + a + b < 0 for n, (a, b) in zip(x.shape, pads)):
+    if any(n + min(a, 0) + min(b, 0) < 0 for n, (a, b) in zip(x.shape, pads)):
         raise ValueError(f"pad: pads {pad} crop more than shape {tuple(x.shape)} holds")
     return _pad(x, tuple(pads), mode, float(value))
 
@@ -313,9 +313,8 @@ def _pool(fn, x, kernel_size, stride, padding, dilation, ceil_mode, fill):
     pads = []
     for n, k, s, p, d in zip(x.shape[-2:], kernel, stride, padding, dilation):
         extent = d * (k - 1) + 1
-        if 2 * p > extent:
-            raise ValueError(f"{fn}: padding {padding} must be at most half of the kernel {kernel}"
-                             f"{f' dilated by {dilation}' if d > 1 else ''}")
+        if 2 * p > k:  # as PyTorch: at most half the kernel size (undilated)
+            raise ValueError(f"{fn}: padding {padding} must be at most half of kernel_size {kernel}")
         if extent > n + 2 * p:
             padded = f" padded by {padding}" if any(padding) else ""
             raise ValueError(f"{fn}: kernel_size {kernel}{f' dilated by {dilation}' if d > 1 else ''} is larger than "
@@ -565,18 +564,23 @@ def _class_targets(fn, x, target, probabilities):
 
 
 def _nll(logp, targets, reduction, smoothing):
-    """-log p of the targets (see _class_targets), with label smoothing, reduced."""
+    """-log p of the targets (see _class_targets), with label smoothing, reduced. An unbatched (C,)
+    input is worked as a batch of one, its 'none' result given back 0-d."""
     index, probs = targets
-    c, classes = (1 if logp.ndim > 1 else 0), logp.shape[1 if logp.ndim > 1 else 0]
+    unbatched = logp.ndim == 1
+    if unbatched:
+        logp, probs = logp.reshape(1, -1), None if probs is None else probs.reshape(1, -1)
+    classes = logp.shape[1]
     if probs is not None:  # -sum over classes of the (smoothed) probabilities times log p
         if smoothing:
             probs = (1 - smoothing) * probs + smoothing / classes
-        return _reduced((logp * probs).sum(axis=c), reduction, sign=-1)
-    picked = (logp if c else logp.reshape(1, -1))[index]
-    if smoothing:  # (1 - e) log p[target] + e mean over classes of log p
-        picked = (1 - smoothing) * picked + (logp if c else logp.reshape(1, -1)).sum(axis=1) * (smoothing / classes)
-    out = _reduced(picked, reduction, sign=-1)
-    return out.reshape(()) if reduction == "none" and not c else out
+        terms = (logp * probs).sum(axis=1)
+    else:
+        terms = logp[index]
+        if smoothing:  # (1 - e) log p[target] + e mean over classes of log p
+            terms = (1 - smoothing) * terms + logp.sum(axis=1) * (smoothing / classes)
+    out = _reduced(terms, reduction, sign=-1)
+    return out.reshape(()) if reduction == "none" and unbatched else out
 
 
 def _class_input(fn, input, reduction):

@@ -13,7 +13,8 @@ from ..engine import Value
 from ..autograd import no_grad
 from ..tensor import Tensor
 
-__all__ = ["gradcheck", "numerical_grad", "analytic_grad", "GradcheckError"]
+__all__ = ["gradcheck", "gradcheck_numpy", "numerical_grad", "central_differences", "analytic_grad",
+           "GradcheckError", "NumericallyUnreliable"]
 
 
 class GradcheckError(AssertionError):
@@ -26,6 +27,17 @@ class GradcheckError(AssertionError):
     def __init__(self, message, input=None, index=None, analytic=None, numeric=None):
         super().__init__(message)
         self.input, self.index, self.analytic, self.numeric = input, index, analytic, numeric
+
+
+class NumericallyUnreliable(Exception):
+    """The central differences are less accurate than the tolerance at this point, so they can
+    neither confirm nor refute the analytic gradient (fn rounds too much, or a kink lies within
+    2 eps): not a GradcheckError. Attributes as GradcheckError's, and ``error``, the numeric
+    side's estimated error."""
+
+    def __init__(self, message, input=None, index=None, analytic=None, numeric=None, error=None):
+        super().__init__(message)
+        self.input, self.index, self.analytic, self.numeric, self.error = input, index, analytic, numeric, error
 
 
 # --- the three kinds of input: a Tensor, a Value, an object array of Values ---------------------
@@ -118,8 +130,7 @@ def _scalar(out):
     if isinstance(out, Value) or isinstance(out, Tensor) and out.size == 1:
         return out
     shape = f" of shape {out.shape}" if hasattr(out, "shape") else ""
-    raise ValueError(f"gradcheck: fn must return a scalar (a Value or a one-element Tensor), "
-                     f"got {type(out).__name__}{shape}")
+    raise ValueError(f"gradcheck: fn must return a Tensor, a Value or a Value array, got {type(out).__name__}{shape}")
 
 
 def _evaluate(fn, inputs):
@@ -128,32 +139,66 @@ def _evaluate(fn, inputs):
 
 
 # --- the two gradients ------------------------------------------------------------------------
-def numerical_grad(fn, inputs, eps=1e-6):
+_ROUNDING = 8 * np.finfo(np.float64).eps  # a few units in the last place of each evaluation
+
+
+def _difference(evaluate, eps, with_error):
+    """(f(+eps) - f(-eps)) / (2 eps) of evaluate(step), and an estimate of its error: how far the
+    same difference at 2 eps lies from it (rounding in f grows as eps shrinks, truncation as it
+    grows, so the two disagree by about the larger of them) plus the rounding of f itself."""
+    up, down = evaluate(eps), evaluate(-eps)
+    d = (up - down) / (2 * eps)
+    if not with_error:
+        return d, 0.0
+    wide = (evaluate(2 * eps) - evaluate(-2 * eps)) / (4 * eps)
+    return d, abs(d - wide) + _ROUNDING * max(abs(up), abs(down)) / eps
+
+
+def central_differences(f, array, eps=1e-6):
+    """d f / d array[i] for every element by central differences, and an error estimate of each.
+
+    ``f`` takes a float64 array of ``array``'s shape and returns a number: a function of your own,
+    outside any graph. Returns two float64 arrays of ``array``'s shape.
+    """
+    x = np.array(array, dtype=np.float64)
+    grad, error = np.zeros(x.shape), np.zeros(x.shape)
+    for idx in np.ndindex(x.shape):
+        def evaluate(step):
+            nudged = x.copy()
+            nudged[idx] += step
+            return float(f(nudged))
+        grad[idx], error[idx] = _difference(evaluate, eps, True)
+    return grad, error
+
+
+def numerical_grad(fn, inputs, eps=1e-6, *, with_error=False):
     """Central differences (f(x + eps) - f(x - eps)) / (2 eps) for every element of every input.
 
     ``fn(*inputs)`` must return a scalar. Returns one entry per input: a float64 array of
     the input's shape (a float for a Value; None for a Tensor that does not require grad).
+    With ``with_error=True``, pairs (gradient, error estimate) (see ``central_differences``).
     """
     inputs = _as_list(inputs)
     _validate(inputs, eps)
-    grads = []
+    out = []
     for x in inputs:
         if not _checked(x):
-            grads.append(None)
+            out.append((None, None) if with_error else None)
             continue
-        g = np.zeros(_shape(x))
+        g, err = np.zeros(_shape(x)), np.zeros(_shape(x))
         for idx in np.ndindex(g.shape):
             original = _read(x, idx)
+
+            def evaluate(step):
+                _write(x, idx, original + step)
+                return _evaluate(fn, inputs)
             try:
-                _write(x, idx, original + eps)
-                up = _evaluate(fn, inputs)
-                _write(x, idx, original - eps)
-                down = _evaluate(fn, inputs)
+                g[idx], err[idx] = _difference(evaluate, eps, with_error)
             finally:
                 _write(x, idx, original)
-            g[idx] = (up - down) / (2 * eps)
-        grads.append(float(g) if isinstance(x, Value) else g)
-    return grads
+        g, err = (float(g), float(err)) if isinstance(x, Value) else (g, err)
+        out.append((g, err) if with_error else g)
+    return out
 
 
 def _grads(x):
@@ -202,35 +247,78 @@ def analytic_grad(fn, inputs):
             _set_grads(x, g)
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, raise_exception=True):
-    """True when backward's gradient of the scalar ``fn(*inputs)`` matches central differences.
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, raise_exception=True, full_jacobian=False, seed=0):
+    """True when backward's gradients of ``fn(*inputs)`` match central differences.
 
-    Every element of every checked input is compared:
-    ``|analytic - numeric| <= atol + rtol * |numeric|``. Otherwise raises GradcheckError
-    naming the input, the element, both values and the error (or returns False when
-    ``raise_exception=False``).
+    A scalar output is checked as it is. A non-scalar one (a Tensor or a Value array) is checked
+    through sum(output * u) for a random cotangent u (seeded by ``seed``): a vector-Jacobian
+    product, so a backward that mixes up elements is caught (``.sum()`` alone would not catch
+    it); ``full_jacobian=True`` checks every output element on its own (the whole Jacobian).
+    Every element of every checked input is compared: ``|analytic - numeric| <= atol + rtol *
+    |numeric|``. Otherwise raises GradcheckError naming the input, the element, both values and
+    the error (or returns False when ``raise_exception=False``). Where the numeric derivative
+    itself is less accurate than that tolerance (rounding in fn, or a kink within 2 eps), it can
+    neither confirm nor refute: NumericallyUnreliable is raised instead.
     """
     inputs = _as_list(inputs)
     _validate(inputs, eps, atol, rtol)
-    analytic = analytic_grad(fn, inputs)
-    numeric = numerical_grad(fn, inputs, eps)
-    for i, (x, a, n) in enumerate(zip(inputs, analytic, numeric)):
-        if n is None:
-            continue
-        a, n = np.asarray(a, dtype=np.float64), np.asarray(n, dtype=np.float64)
-        if a.shape != n.shape:
-            error = GradcheckError(f"gradcheck: the analytic gradient of {_describe(i, x)} has shape {a.shape}, "
-                                   f"expected {n.shape}", i)
-        else:
-            error = _compare(i, x, a, n, eps, atol, rtol)
+    for scalar_fn, what in _scalar_checks(fn, inputs, full_jacobian, seed):
+        error = _check(scalar_fn, inputs, eps, atol, rtol, what)
         if error is not None:
-            if raise_exception:
+            if raise_exception or isinstance(error, NumericallyUnreliable):
                 raise error
             return False
     return True
 
 
-def _compare(i, x, a, n, eps, atol, rtol):
+def _scalar_checks(fn, inputs, full_jacobian, seed):
+    """(scalar function, how the report names it) pairs that together check fn."""
+    with no_grad():
+        out = fn(*inputs)
+    if not isinstance(out, (Tensor, np.ndarray)) or out.size == 1:
+        return [(fn, "")]  # a scalar (or something _scalar refuses)
+    if full_jacobian:
+        return [(lambda *xs, e=e: fn(*xs)[e], f" of output element {e}") for e in np.ndindex(out.shape)]
+    u = np.random.default_rng(seed).standard_normal(out.shape)
+    return [(lambda *xs: (fn(*xs) * u).sum(), f" of sum(output * u), u a random cotangent of shape {out.shape} "
+                                               f"(seed={seed})")]
+
+
+def _check(fn, inputs, eps, atol, rtol, what):
+    """A GradcheckError or NumericallyUnreliable for the first input that fails, or None."""
+    analytic = analytic_grad(fn, inputs)
+    numeric = numerical_grad(fn, inputs, eps, with_error=True)
+    unreliable = None
+    for i, (x, a, (n, err)) in enumerate(zip(inputs, analytic, numeric)):
+        if n is None:
+            continue
+        a, n, err = (np.asarray(v, dtype=np.float64) for v in (a, n, err))
+        if a.shape != n.shape:
+            return GradcheckError(f"gradcheck: the analytic gradient of {_describe(i, x)} has shape {a.shape}, "
+                                  f"expected {n.shape}", i)
+        tolerance = atol + rtol * np.abs(n)
+        doubtful = ~(err <= tolerance)
+        error = _compare(i, x, np.where(doubtful, n, a), n, eps, atol, rtol, what)  # judged where reliable
+        if error is not None:
+            return error
+        if unreliable is None and doubtful.any():
+            unreliable = _unreliable(i, x, a, n, err, tolerance, doubtful, eps, what)
+    return unreliable
+
+
+def _unreliable(i, x, a, n, err, tolerance, doubtful, eps, what):
+    first = tuple(int(k) for k in np.argwhere(doubtful)[0])
+    where = "" if isinstance(x, Value) else f" at element {_element(x, first)}"
+    return NumericallyUnreliable(
+        f"gradcheck: the numeric derivative is numerically unreliable here, for {_describe(i, x)}{where}{what}:\n"
+        f"  numeric  {float(n[first])!r}, estimated error {float(err[first]):.3g} > the tolerance "
+        f"{float(tolerance[first]):.3g}\n  analytic {float(a[first])!r}\n"
+        f"  (central differences at eps={eps:g} and {2 * eps:g} disagree: rounding in fn, or a kink within "
+        f"{2 * eps:g}); {int(doubtful.sum())} of {n.size} elements of this input are so",
+        i, first, float(a[first]), float(n[first]), float(err[first]))
+
+
+def _compare(i, x, a, n, eps, atol, rtol, what=""):
     """A GradcheckError for the first element (row-major) out of tolerance, or None."""
     diff = np.abs(a - n)
     bad = ~(diff <= atol + rtol * np.abs(n))  # a NaN on either side counts as a mismatch
@@ -238,7 +326,7 @@ def _compare(i, x, a, n, eps, atol, rtol):
         return None
     first = tuple(int(k) for k in np.argwhere(bad)[0])
     where = "" if isinstance(x, Value) else f" at element {_element(x, first)}"
-    message = (f"gradcheck: wrong gradient for {_describe(i, x)}{where}:\n"
+    message = (f"gradcheck: wrong gradient for {_describe(i, x)}{where}{what}:\n"
                f"  analytic {float(a[first])!r}\n"
                f"  numeric  {float(n[first])!r}\n"
                f"  |analytic - numeric| = {diff[first]:.6g} > atol + rtol * |numeric| = "
@@ -249,3 +337,26 @@ def _compare(i, x, a, n, eps, atol, rtol):
         message += (f"\n  {int(bad.sum())} of {a.size} elements of this input differ; the largest difference, "
                     f"{diff[worst]:.6g}, is at element {_element(x, worst)}")
     return GradcheckError(message, i, first, float(a[first]), float(n[first]))
+
+
+def gradcheck_numpy(f, vjp, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, full_jacobian=False, seed=0):
+    """gradcheck for code outside this package: ``f(*arrays) -> array`` and its hand-written
+    ``vjp(cotangent, *arrays) -> one array per input`` (a tuple, or the array for one input).
+
+    The pair is wrapped as a Function (forward f, backward vjp) over float64 Tensors of
+    ``inputs``, and checked as gradcheck checks (random cotangents, or the whole Jacobian).
+    """
+    from ..function import Function
+
+    def forward(ctx, *arrays):
+        ctx.save_for_backward(*arrays)
+        return f(*arrays)
+
+    def backward(ctx, grad):
+        return vjp(grad, *ctx.saved_tensors)
+    name = getattr(f, "__name__", "f")
+    op = type(name if name.isidentifier() else "f", (Function,),
+              {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+    tensors = [Tensor(np.array(a, dtype=np.float64), requires_grad=True, name=f"input {i}")
+               for i, a in enumerate(inputs)]
+    return gradcheck(op.apply, tensors, eps, atol, rtol, full_jacobian=full_jacobian, seed=seed)

@@ -67,21 +67,40 @@ def shapes(min_dims=1, max_dims=3, min_side=1, max_side=4):
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 
+KINKS = (0.0,)  # where relu, leaky_relu and |x| have no derivative
+
+
 def arrays(shape=None, elements=None, *, separation=None, **shape_kwargs):
     """float64 arrays of ``shape`` (a tuple or a strategy; by default ``shapes(**shape_kwargs)``).
 
-    Elements come from ``elements`` (default ``finite_floats()``), or, with ``separation=gap``,
-    are distinct multiples of ``gap`` in [-5, 5]: any two differ by at least ``gap``, so a max
-    and its arg-max do not change under a finite-difference nudge.
+    Elements come from ``elements`` (default ``finite_floats(away_from=KINKS)``: in [-5, 5], at
+    least 1e-3 from 0, the kink of relu, leaky_relu and abs), or, with ``separation=gap``,
+    are distinct nonzero multiples of ``gap`` in [-5, 5]: any two differ by at least ``gap``
+    (and from 0 by ``gap``), so a max and its arg-max do not change under a finite-difference nudge.
     """
     if separation is not None:
         if elements is not None:
             raise ValueError("arrays: give elements or separation, not both")
         steps = int(5.0 / separation)
-        elements = st.integers(-steps, steps).map(lambda k: k * separation)
+        elements = st.integers(-steps, steps).filter(bool).map(lambda k: k * separation)
     shape = shapes(**shape_kwargs) if shape is None else shape
-    return hnp.arrays(np.float64, shape, elements=finite_floats() if elements is None else elements,
+    return hnp.arrays(np.float64, shape, elements=finite_floats(away_from=KINKS) if elements is None else elements,
                       unique=separation is not None)
+
+
+@st.composite
+def function_inputs(draw, *signature, dtype=np.float64, elements=None, requires_grad=True, max_side=4):
+    """Tensors fitting a declared ``signature``: one shape per input, each dim an int (fixed) or a
+    name (one size drawn per name, shared by every input that names it), e.g. ``("n", "k"), ("k",)``
+    for a matrix and a vector that multiply. Elements as ``arrays``' default (away from kinks)."""
+    sizes = {}
+    tensors = []
+    for shape in signature:
+        dims = tuple(d if isinstance(d, int) else sizes.setdefault(d, draw(st.integers(1, max_side))) for d in shape)
+        data = draw(hnp.arrays(np.float64, dims, elements=finite_floats(away_from=KINKS) if elements is None
+                               else elements))
+        tensors.append(Tensor(data, requires_grad=requires_grad, dtype=dtype))
+    return tuple(tensors)
 
 
 def well_separated(array, gap=1e-3):
