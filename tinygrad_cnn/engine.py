@@ -88,10 +88,12 @@ class Value(Node):
         return _op(q, (self, other), "/", (_div(1.0, other.data), _div(-q, other.data)))
 
     def __pow__(self, k):
-        if isinstance(k, Value):
-            raise TypeError("Value ** Value is not supported: the exponent must be a number, got Value")
+        x = self.data
+        if isinstance(k, Value):  # d/dk x**k = x**k ln x, taken as 0 at x = 0 for k >= 0 (as PyTorch)
+            p, e = _pow(x, k.data), k.data
+            return _op(p, (self, k), "**", (e * _pow(x, e - 1) if e else 0.0, 0.0 if x == 0 and e >= 0 else p * _log(x)))
         k = _number(k, "the exponent")
-        return _op(_pow(self.data, k), (self,), f"**{k:g}", (k * _pow(self.data, k - 1) if k else 0.0,))
+        return _op(_pow(x, k), (self,), f"**{k:g}", (k * _pow(x, k - 1) if k else 0.0,))
 
     def __neg__(self):
         return _op(-self.data, (self,), "neg", (-1.0,))
@@ -137,6 +139,9 @@ class Value(Node):
 
     def __rtruediv__(self, other):
         return _constant(other) / self
+
+    def __rpow__(self, other):
+        return _constant(other) ** self
 
     # --- backward ----------------------------------------------------------------------------------
     def backward(self):

@@ -121,9 +121,9 @@ class ValueArray(np.ndarray):
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge dims start_dim..end_dim into one (as torch.flatten)."""
+        start, end = B.dim(start_dim, self.ndim, "flatten", "start_dim"), B.dim(end_dim, self.ndim, "flatten", "end_dim")
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = B.dim(start_dim, self.ndim, "flatten", "start_dim"), B.dim(end_dim, self.ndim, "flatten", "end_dim")
         return self.reshape(self.shape[:start] + (int(np.prod(self.shape[start:end + 1])),) + self.shape[end + 1:])
 
     def view(self, *args, **kwargs):

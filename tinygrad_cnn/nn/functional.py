@@ -119,19 +119,19 @@ _SOURCE = {  # for the padded positions i = -before .. n + after - 1, the input 
 
 
 def _pad(x, pads, mode, value=0.0):
-    """x padded by (before, after) per dim: negative ones crop; 'constant' fills with value, the
-    other modes copy input entries (one gather per padded dim, whose rule adds the copies back)."""
-    if any(a < 0 or b < 0 for a, b in pads):
+    """x padded by (before, after) per dim, negative ones cropping, as PyTorch pads: 'constant' and
+    'circular' crop first, then fill with value or wrap the cropped input around; 'reflect' and
+    'replicate' take each position from the uncropped input. The copying modes are one gather per
+    padded dim, whose rule adds the copies back."""
+    if mode in ("constant", "circular") and any(a < 0 or b < 0 for a, b in pads):
         x = x[tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, pads))]
         pads = tuple((max(a, 0), max(b, 0)) for a, b in pads)
-    if not any(a or b for a, b in pads):
-        return x
     if mode == "constant":
         return x.pad(pads, value)
     for axis, (before, after) in enumerate(pads):
         if before or after:
-            n = x.shape[axis]
-            if n == 0 or mode == "reflect" and max(before, after) >= n or mode == "circular" and max(before, after) > n:
+            n, most = x.shape[axis], max(before, after, 0)
+            if n == 0 or mode == "reflect" and most >= n or mode == "circular" and most > n:
                 raise ValueError(f"pad: {mode} padding of ({before}, {after}) is too large for dim {axis} of "
                                  f"size {n} (shape {tuple(x.shape)})")
             x = x[(slice(None),) * axis + (_SOURCE[mode](np.arange(-before, n + after), n),)]
@@ -411,7 +411,7 @@ def leaky_relu(input, negative_slope=0.01):
 
 def _shifted(fn, x, dim):
     """x minus its max along dim, the max held constant (softmax does not change under the shift)."""
-    axes = (B.dim(dim, x.ndim, fn),) if x.ndim else ()
+    axes = (B.dim(dim, x.ndim, fn),)[:x.ndim]  # a 0-d x takes dim 0 or -1 and reduces nothing
     return x - B.reduce(np.maximum, x.numbers(), axes, keepdims=True), axes
 
 

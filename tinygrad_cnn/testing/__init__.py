@@ -135,7 +135,7 @@ def _scalar(out):
 
 def _evaluate(fn, inputs):
     with no_grad():
-        return float(_scalar(fn(*inputs)).data)
+        return float(np.asarray(_scalar(fn(*inputs)).data).item())
 
 
 # --- the two gradients ------------------------------------------------------------------------
@@ -144,14 +144,15 @@ _ROUNDING = 8 * np.finfo(np.float64).eps  # a few units in the last place of eac
 
 def _difference(evaluate, eps, with_error):
     """(f(+eps) - f(-eps)) / (2 eps) of evaluate(step), and an estimate of its error: how far the
-    same difference at 2 eps lies from it (rounding in f grows as eps shrinks, truncation as it
-    grows, so the two disagree by about the larger of them) plus the rounding of f itself."""
+    same difference at eps / 2 and at 2 eps lie from it (rounding in f grows as the step shrinks,
+    truncation and kinks as it grows, so they disagree by about the larger of the two) plus the
+    rounding of f itself."""
     up, down = evaluate(eps), evaluate(-eps)
     d = (up - down) / (2 * eps)
     if not with_error:
         return d, 0.0
-    wide = (evaluate(2 * eps) - evaluate(-2 * eps)) / (4 * eps)
-    return d, abs(d - wide) + _ROUNDING * max(abs(up), abs(down)) / eps
+    others = [(evaluate(h) - evaluate(-h)) / (2 * h) for h in (eps / 2, 2 * eps)]
+    return d, max(abs(d - o) for o in others) + _ROUNDING * max(abs(up), abs(down)) / eps
 
 
 def central_differences(f, array, eps=1e-6):
@@ -313,8 +314,8 @@ def _unreliable(i, x, a, n, err, tolerance, doubtful, eps, what):
         f"gradcheck: the numeric derivative is numerically unreliable here, for {_describe(i, x)}{where}{what}:\n"
         f"  numeric  {float(n[first])!r}, estimated error {float(err[first]):.3g} > the tolerance "
         f"{float(tolerance[first]):.3g}\n  analytic {float(a[first])!r}\n"
-        f"  (central differences at eps={eps:g} and {2 * eps:g} disagree: rounding in fn, or a kink within "
-        f"{2 * eps:g}); {int(doubtful.sum())} of {n.size} elements of this input are so",
+        f"  (central differences at eps={eps:g}, {eps / 2:g} and {2 * eps:g} disagree: rounding in fn, or a "
+        f"kink within {2 * eps:g}); {int(doubtful.sum())} of {n.size} elements of this input are so",
         i, first, float(a[first]), float(n[first]), float(err[first]))
 
 
