@@ -26,19 +26,24 @@ def grad_enabled():
     return _grad_enabled[0]
 
 
-@contextmanager
-def layer(label):
-    """Label every node made inside the block with ``label`` (for graph pictures).
-
-    Nested blocks keep the outer label: a conv made inside a module's block is the module's.
+class layer:
+    """``with layer(label):`` labels every node made inside the block with ``label`` (for graph
+    pictures). Nested blocks keep the outer label: a conv made inside a module's block is the
+    module's. (A class, not a generator: entered once per layer call, it must cost little.)
     """
-    outer = _layer[0]
-    if outer is None:
-        _layer[0] = label
-    try:
-        yield
-    finally:
-        _layer[0] = outer
+
+    __slots__ = ("label", "outer")
+
+    def __init__(self, label):
+        self.label = label
+
+    def __enter__(self):
+        self.outer = _layer[0]
+        if self.outer is None:
+            _layer[0] = self.label
+
+    def __exit__(self, *exception):
+        _layer[0] = self.outer
 
 
 class Node:

@@ -25,6 +25,8 @@ def dims(axis, ndim, fn="dim"):
 
 def dim(a, ndim, fn="dim", arg="dim"):
     """One dim ``a`` (negative from the end) as an int in range(ndim); a 0-d array takes 0 or -1."""
+    if type(a) is int and -ndim <= a < ndim:  # the common case, first
+        return a % ndim
     if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
         raise TypeError(f"{fn}: {arg} must be an int, got {a!r}")
     size = max(ndim, 1)
@@ -141,8 +143,11 @@ def sliding_windows(array, kernel, stride, dilation=None):
         dilated = f" and dilation {dilation}" if max(dilation, default=1) > 1 else ""
         raise ValueError(f"windows: kernel {tuple(kernel)} with stride {tuple(stride)}{dilated} "
                          f"does not fit the last dims of shape {array.shape}")
+    inner = array.strides[lead:]
+    if max(dilation) > 1:
+        inner = tuple(t * d for t, d in zip(inner, dilation))
     shape = (*array.shape[:lead], *counts, *kernel)
-    strides = (*array.strides[:lead], *steps, *(t * d for t, d in zip(array.strides[lead:], dilation)))
+    strides = (*array.strides[:lead], *steps, *inner)
     if type(array) is np.ndarray and array.flags.c_contiguous and array.dtype != object:  # the fast way
         view = np.ndarray(shape, array.dtype, array, 0, strides)
         view.flags.writeable = False

@@ -69,7 +69,7 @@ class Function:
         out = _output(cls, cls.forward(ctx, *[x.data if isinstance(x, Tensor) else x for x in inputs]))
         parents = tuple(inputs[i] for i in tensors_at)
         rules = tuple(_rule(cls, ctx, inputs, i) for i in tensors_at)
-        return _node(out, parents, cls.__name__, rules, ())
+        return _node(out, parents, cls.__name__, (cls.forward, *rules), ())
 
 
 def _output(cls, out):

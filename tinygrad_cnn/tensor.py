@@ -34,15 +34,15 @@ PRIMITIVES = {
     "*": (lambda x, y: (x * y, (x, y)), lambda g, x, y: g * y, lambda g, x, y: g * x),
     "/": (lambda x, y: ((q := x / y), (y, q)), lambda g, y, q: g / y, lambda g, y, q: -g * q / y),
     "**": (lambda x, y: ((p := x ** y), (x, y, p)), _pow_base, _pow_exponent),
-    "maximum": (lambda x, y: (np.maximum(x, y), (x >= y, x < y)),  # a tie goes to x
-                lambda g, to_x, to_y: g * to_x, lambda g, to_x, to_y: g * to_y),
+    "maximum": (lambda x, y: (np.maximum(x, y), (x, y)),  # a tie goes to x
+                lambda g, x, y: g * (x >= y), lambda g, x, y: g * (x < y)),
     "matmul": (lambda x, y: (x @ y, (x, y)),
                lambda g, x, y: g @ y.swapaxes(-1, -2), lambda g, x, y: x.swapaxes(-1, -2) @ g),
     "neg": (lambda x: (-x, ()), lambda g: -g),
     "exp": (lambda x: ((e := np.exp(x)), (e,)), lambda g, e: g * e),
     "log": (lambda x: (np.log(x), (x,)), lambda g, x: g / x),
-    "relu": (lambda x: (np.maximum(x, 0), (x > 0,)), lambda g, on: g * on),
-    "leaky_relu": (lambda x, s: (np.where(x > 0, x, x * s), (np.where(x > 0, 1, s),)), lambda g, slope: g * slope),
+    "relu": (lambda x: (np.maximum(x, 0), (x,)), lambda g, x: g * (x > 0)),
+    "leaky_relu": (lambda x, s: (np.where(x > 0, x, x * s), (x, s)), lambda g, x, s: g * np.where(x > 0, 1, s)),
     "sigmoid": (lambda x: ((s := B.sigmoid(x)), (s,)), lambda g, s: g * s * (1 - s)),
     "tanh": (lambda x: ((t := np.tanh(x)), (t,)), lambda g, t: g * (1 - t * t)),
     "sum": (lambda x, axes, keepdims: (B.reduce(np.add, x, axes, keepdims), (x.shape, axes, keepdims)),
@@ -79,10 +79,11 @@ def _as_array(data, dtype):
         raise TypeError(f"Tensor: data must be numbers, got {type(data).__name__} ({e})") from None
 
 
-def _node(data, parents, op, rules, saved):
+def _node(data, parents, op, entry, saved):
     """The output of an op: recorded in the graph when a parent requires grad.
 
-    ``rules[i](g, *saved)`` is d loss / d parents[i] given g = d loss / d output.
+    ``entry`` is the op's (forward, rule for parent 0, rule for parent 1, ...): ``entry[i + 1](g,
+    *saved)`` is d loss / d parents[i] given g = d loss / d output.
     """
     out = Tensor.__new__(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives scalars for 0-d
@@ -91,7 +92,7 @@ def _node(data, parents, op, rules, saved):
     if _grad_enabled[0]:
         for p in parents:
             if p.requires_grad:
-                out.requires_grad, out.parents, out.op, out._local = True, parents, op, (rules, saved)
+                out.requires_grad, out.parents, out.op, out._local = True, parents, op, (entry, saved)
                 return out
     out.requires_grad, out.parents, out.op, out._local = False, (), "", None
     return out
@@ -99,9 +100,9 @@ def _node(data, parents, op, rules, saved):
 
 def _apply(op, inputs, *args):
     """Run the primitive ``op`` on the Tensors ``inputs`` (its non-array arguments ``args``)."""
-    forward, *rules = PRIMITIVES[op]
-    out, saved = forward(*[t.data for t in inputs], *args)
-    return _node(out, inputs, op, rules, saved)
+    entry = PRIMITIVES[op]
+    out, saved = entry[0](*[t.data for t in inputs], *args)
+    return _node(out, inputs, op, entry, saved)
 
 
 def _constant(data):
@@ -327,16 +328,16 @@ class Tensor(Node):
 
     def _push(self):
         g = self._pending
-        rules, saved = self._local
-        for i, (parent, rule) in enumerate(zip(self.parents, rules)):
+        entry, saved = self._local
+        for parent, rule in zip(self.parents, entry[1:]):
             if parent.requires_grad:
                 d = rule(g, *saved)
                 if d.shape != parent.data.shape:
                     if self.op in _BROADCASTING:  # the parent was broadcast in the forward pass
                         d = B.unbroadcast(d, parent.data.shape)
                     if d.shape != parent.data.shape:
-                        raise RuntimeError(f"backward of {self.op}: the gradient for input {i} has shape {d.shape} "
-                                           f"but the input has shape {parent.data.shape}")
+                        raise RuntimeError(f"backward of {self.op}: the gradient for input {self.parents.index(parent)} "
+                                           f"has shape {d.shape} but the input has shape {parent.data.shape}")
                 parent._pending = d if parent._pending is None else parent._pending + d
 
     def _accumulate(self):
@@ -347,6 +348,13 @@ class Tensor(Node):
             self.grad = self.grad + g
         else:  # a leaf gets its own array; an inner node's may share memory with its neighbours'
             self.grad = g if self.parents else g.copy()
+
+    def zero_grad(self):
+        """Forget the gradients of the graph that ends here (of a leaf: its own)."""
+        if self.parents:
+            super().zero_grad()
+        else:
+            self.grad = None
 
     def _reset_grad(self):
         self.grad = None

@@ -155,7 +155,7 @@ class Module:
     def _own(self, param, x, default_name):
         """``param`` for input ``x``: itself when both are of one engine; a copy of the other engine's
         only under no_grad() (a gradient could not reach ``param``); else a TypeError that says how."""
-        if param is None or engine_of(param) == engine_of(x):
+        if param is None or isinstance(param, Tensor) == isinstance(x, Tensor):
             return param
         if not grad_enabled():
             return _converted(param, engine_of(x), default_name, x.dtype if isinstance(x, Tensor) else None)
@@ -415,7 +415,11 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
+        if _layer[0] is not None:  # inside an outer label, which wins
+            for m in self._modules.values():
+                x = m(x)
+            return x
         for name, m in self._modules.items():
-            with layer(f"{name}: {m.label()}"):  # the nodes of each layer are "0: Conv2d", ... (an outer label wins)
+            with layer(f"{name}: {m.label()}"):  # the nodes of each layer are "0: Conv2d", ...
                 x = m(x)
         return x

@@ -31,6 +31,8 @@ def _describe(x):
 def _inputs(fn, **arrays):
     """The graph arrays, all Tensors or all ValueArrays (a Value or an object array of Values is
     taken as a ValueArray; None passes); else a TypeError naming the arguments."""
+    if all(type(a) is Tensor or a is None for a in arrays.values()):  # the common case, first
+        return list(arrays.values())
     out, kinds = [], {}
     for name, a in arrays.items():
         if a is not None and not isinstance(a, Tensor):
@@ -57,7 +59,7 @@ def _labelled(label):
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            if _layer[0] is not None:  # an outer label wins anyway: skip the context manager
+            if _layer[0] is not None:  # an outer label wins anyway: no need to enter the block
                 return fn(*args, **kwargs)
             with layer(label):
                 return fn(*args, **kwargs)
@@ -69,6 +71,8 @@ def _ints(value, n, fn, arg, minimum):
     """``value`` (an int, or n ints) as a tuple of n ints >= minimum."""
     if type(value) is int and value >= minimum:
         return (value,) * n
+    if type(value) is tuple and len(value) == n and all(type(v) is int and v >= minimum for v in value):
+        return value
     items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * n
     if len(items) != n:
         raise ValueError(f"{fn}: {arg} must be an int or a tuple of {n} ints, got {value!r}")
@@ -123,6 +127,8 @@ def _pad(x, pads, mode, value=0.0):
     'circular' crop first, then fill with value or wrap the cropped input around; 'reflect' and
     'replicate' take each position from the uncropped input. The copying modes are one gather per
     padded dim, whose rule adds the copies back."""
+    if not any(a or b for a, b in pads):
+        return x
     if mode in ("constant", "circular") and any(a < 0 or b < 0 for a, b in pads):
         x = x[tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, pads))]
         pads = tuple((max(a, 0), max(b, 0)) for a, b in pads)
