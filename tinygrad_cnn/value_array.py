@@ -6,6 +6,7 @@ call on a Tensor: pad, windows, tensordot, sum, max, maximum, reshape, permute, 
 ``numbers()``, ``grads()``, ``zero_grad()``. So ``nn.functional`` writes each layer once.
 """
 from itertools import product, repeat
+from operator import methodcaller
 from numbers import Real
 
 import numpy as np
@@ -14,6 +15,7 @@ from . import backend as B
 from .engine import Value
 
 _max = np.frompyfunc(lambda a, b: a.max(b), 2, 1)  # elementwise Value.max: a tie goes to the left operand
+_UNARY = {name: np.frompyfunc(methodcaller(name), 1, 1) for name in ("exp", "log", "relu", "sigmoid", "tanh")}
 
 
 class ValueArray(np.ndarray):
@@ -142,23 +144,18 @@ class ValueArray(np.ndarray):
         except (ValueError, TypeError):
             raise ValueError(f"expand: cannot expand shape {self.shape} to {tuple(sizes)}") from None
 
-    def exp(self):
-        return _each(self, Value.exp)
+    def _each(self, ufunc):
+        """An elementwise Value method over the array (one node per element)."""
+        return _wrap(ufunc(self.view(np.ndarray)))
 
-    def log(self):
-        return _each(self, Value.log)
-
-    def relu(self):
-        return _each(self, Value.relu)
-
-    def sigmoid(self):
-        return _each(self, Value.sigmoid)
-
-    def tanh(self):
-        return _each(self, Value.tanh)
+    exp = lambda self: self._each(_UNARY["exp"])
+    log = lambda self: self._each(_UNARY["log"])
+    relu = lambda self: self._each(_UNARY["relu"])
+    sigmoid = lambda self: self._each(_UNARY["sigmoid"])
+    tanh = lambda self: self._each(_UNARY["tanh"])
 
     def leaky_relu(self, negative_slope=0.01):
-        return _each(self, lambda v: v.leaky_relu(negative_slope))
+        return self._each(np.frompyfunc(methodcaller("leaky_relu", negative_slope), 1, 1))
 
 
 def _wrap(out, array=True):
@@ -166,10 +163,6 @@ def _wrap(out, array=True):
     if not array:
         return out[()] if isinstance(out, np.ndarray) else out
     return np.asarray(out, dtype=object).view(ValueArray)
-
-
-def _each(x, fn):
-    return _wrap(np.frompyfunc(fn, 1, 1)(x.view(np.ndarray)))
 
 
 def values(array_like, name=None):
