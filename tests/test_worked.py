@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tinygrad_cnn import worked as W
 from tinygrad_cnn.models import square_detector15
+from tinygrad_cnn.testing import central_differences
 from tinygrad_cnn.testing import strategies as tst
 
 ENGINES = W.ENGINES
@@ -49,7 +50,8 @@ def reference(X, F, b1, w4, b4, y):
     a3 = a2.ravel()
     z4 = float(w4 @ a3 + b4)
     a4 = 1.0 / (1.0 + math.exp(-z4))
-    loss = -(y * math.log(a4) + (1 - y) * math.log(1 - a4))
+    clamped_log = lambda p: max(math.log(p), -100.0) if p > 0 else -100.0  # noqa: E731  (as PyTorch's BCE)
+    loss = -(y * clamped_log(a4) + (1 - y) * clamped_log(1 - a4))
     dz4 = a4 - y
     dz1 = route(a1, winners, dz4 * w4) * (z1 > 0)
     grads = {"a4": -y / a4 + (1 - y) / (1 - a4), "z4": dz4, "w4": dz4 * a3, "b4": dz4, "a3": dz4 * w4,
@@ -159,6 +161,7 @@ def differentiable_here(r, gap=1e-3):
 @given(cnn10_inputs, st.sampled_from(ENGINES))
 def test_cnn10_matches_the_numpy_reference(inputs, engine):
     r = W.work("cnn10", engine, **inputs)
+    assume(0.0 < r.values["a4"] < 1.0)  # the reference's dL/da4 = -y/a4 + (1-y)/(1-a4) needs a4 off 0 and 1
     values, grads, winners = reference(*params_of(r))
     assert_same_numbers(r, values, grads)
     assert r.winners == winners
@@ -181,17 +184,16 @@ def test_square15_matches_the_numpy_reference(seed, label, engine):
 def test_parameter_gradients_match_central_differences(inputs):
     r = W.work("cnn10", "tensor", **inputs)
     assume(differentiable_here(r))
-    eps, names = 1e-6, {"F": "kernel", "b1": "b1", "w4": "w4", "b4": "b4"}
+    # a4 within a few units in the last place of 0 or 1: the loss is flat in float64 at any useful step
+    assume(min(r.values["a4"], 1 - r.values["a4"]) > 1e-9)
+    names = {"F": "kernel", "b1": "b1", "w4": "w4", "b4": "b4"}
     for short, arg in names.items():
-        base = np.array(r.params[short], dtype=float)
-        numeric = np.zeros(base.shape)
-        for idx in np.ndindex(base.shape):
-            losses = []
-            for step in (eps, -eps):
-                nudged = base.copy()
-                nudged[idx] += step
-                losses.append(W.work("cnn10", "tensor", **{**inputs, arg: nudged}).values["loss"])
-            numeric[idx] = (losses[0] - losses[1]) / (2 * eps)
+        loss = lambda p, arg=arg: W.work("cnn10", "tensor", **{**inputs, arg: p}).values["loss"]  # noqa: E731
+        numeric, error = central_differences(loss, np.array(r.params[short], dtype=float))
+        tolerance = 1e-6 + 1e-5 * np.abs(numeric)
+        # where the loss rounds too much for central differences (a4 within ~1e-6 of 0 or 1) they
+        # can neither confirm nor refute: such an input says nothing, hypothesis draws another
+        assume(np.all(error <= tolerance))
         np.testing.assert_allclose(r.grads[short], numeric, rtol=1e-5, atol=1e-6)
 
 
@@ -339,5 +341,6 @@ def test_every_number_matches_pytorch_float64(engine):
 def test_random_inputs_match_pytorch_float64(inputs):
     r = W.work("cnn10", "value", **inputs)
     assume(np.all(r.values["a2"] > 0))  # PyTorch may route an all-zero window's tie to another entry
+    assume(r.values["a4"] * (1 - r.values["a4"]) > 1e-12)  # PyTorch's BCE backward divides by max(p (1-p), 1e-12)
     values, grads = torch_numbers(r)
     assert_same_numbers(r, values, grads)
