@@ -47,17 +47,17 @@ def pytest_args(tests):
     return ["-x", "-q", "-p", "no:cacheprovider", *tests]
 
 
-def config(tests, timeout):
+def config(modules, tests, timeout):
     command = " ".join([sys.executable, "-m", "pytest", *pytest_args(tests)])
-    return "\n".join(["[cosmic-ray]", 'module-path = ["' + '", "'.join(MODULES) + '"]', f"timeout = {float(timeout)}",
+    return "\n".join(["[cosmic-ray]", 'module-path = ["' + '", "'.join(modules) + '"]', f"timeout = {float(timeout)}",
                       "excluded-modules = []", f'test-command = "{command}"', "",
                       "[cosmic-ray.distributor]", 'name = "local"', ""])
 
 
-def keep_backward_mutants(db):
+def keep_backward_mutants(db, modules):
     """Mark every mutant outside backward-rule code as skipped; return the others, in source order."""
-    spans = {m: backward_spans(Path(m).read_text()) for m in RULES}
-    spans.update({m: [("all", (1, 0), (len(Path(m).read_text().splitlines()) + 1, 0))] for m in WHOLE})
+    spans = {m: backward_spans(Path(m).read_text()) for m in RULES if m in modules}
+    spans.update({m: [("all", (1, 0), (len(Path(m).read_text().splitlines()) + 1, 0))] for m in WHOLE if m in modules})
     items = sorted(db.pending_work_items, key=lambda i: (str(i.mutations[0].module_path), i.mutations[0].start_pos,
                                                          i.mutations[0].operator_name, i.mutations[0].occurrence))
     inside = [i for i in items if all(contains(spans[str(m.module_path)], m.start_pos, m.end_pos) for m in i.mutations)]
@@ -133,6 +133,7 @@ def report(db):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", nargs="+", default=TESTS, help="test files or folders (missing ones are left out)")
+    parser.add_argument("--modules", nargs="+", default=MODULES, choices=MODULES, help="the files to mutate (all)")
     parser.add_argument("--work", default=str(ROOT / "build" / "mutate"), help="scratch directory (replaced)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the tests of one mutant")
     args = parser.parse_args()
@@ -149,11 +150,11 @@ def main():
     os.environ.update(TINYGRAD_CNN_PROFILE=PROFILE, PYTHONDONTWRITEBYTECODE="1")
     import hypothesis.extra.numpy  # noqa: F401  loaded once here, shared by every child
     import pytest  # noqa: F401
-    Path("cosmic-ray.toml").write_text(config(tests, args.timeout))
+    Path("cosmic-ray.toml").write_text(config(args.modules, tests, args.timeout))
     cosmic_ray_command = Path(sys.executable).parent / "cosmic-ray"
     subprocess.run([cosmic_ray_command, "init", "cosmic-ray.toml", "session.sqlite"], check=True)
     with use_db("session.sqlite", WorkDB.Mode.open) as db:
-        items = keep_backward_mutants(db)
+        items = keep_backward_mutants(db, args.modules)
         print(f"{len(items)} mutants in backward-rule code, {db.num_work_items - len(items)} elsewhere (skipped)")
         started = time.monotonic()
         passed, output = run_tests(tests, 10 * args.timeout, "baseline.log")
