@@ -54,7 +54,7 @@ class Conv2dNumpy(Function):
     @staticmethod
     def forward(ctx, x, w):
         ctx.save_for_backward(x, w)
-        (n, c, h, wd), (o, _, kh, kw) = x.shape, w.shape
+        (n, _, h, wd), (o, _, kh, kw) = x.shape, w.shape
         out = np.zeros((n, o, h - kh + 1, wd - kw + 1))
         for i in range(out.shape[2]):
             for j in range(out.shape[3]):

@@ -132,3 +132,10 @@ def test_profiles_are_selected_by_the_environment_variable(monkeypatch):
     finally:
         monkeypatch.undo()
         strategies.load_profile()
+
+
+def test_kink_margin_sees_the_windows_of_a_padded_dilated_ceil_mode_pool():
+    x = Tensor(np.array([[[[0.0, 1.0, 0.5], [2.0, 0.2, 2.05], [0.3, 0.4, 0.9]]]]))
+    pool = nn.MaxPool2d(2, 2, padding=1, ceil_mode=True)  # windows {0}, {1, .5}, {2, .3}, {.2, 2.05, .4, .9}
+    assert strategies.kink_margin(nn.Sequential(pool), x) == pytest.approx(0.5)
+    assert strategies.kink_margin(nn.Sequential(nn.MaxPool2d(3)), x) == pytest.approx(0.05)

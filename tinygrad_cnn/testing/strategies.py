@@ -22,9 +22,9 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from .. import nn
+from ..nn import functional as F
 from ..value_array import values
 from ..autograd import no_grad
-from ..backend import sliding_windows
 from ..tensor import Tensor
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -277,16 +277,20 @@ def kink_margin(model, x):
             elif isinstance(module, (nn.ReLU, nn.LeakyReLU)):
                 margin = min(margin, np.min(np.abs(h.data), initial=np.inf))
             elif type(module) is nn.MaxPool2d:
-                margin = min(margin, _pool_gap(h.data, module.kernel_size, module.stride))
+                margin = min(margin, _pool_gap(h, module))
             h = module(h)
     return float(margin)
 
 
-def _pool_gap(data, kernel_size, stride):
-    kernel = (kernel_size,) * 2 if np.ndim(kernel_size) == 0 else tuple(kernel_size)
-    stride = kernel if stride is None else (stride,) * 2 if np.ndim(stride) == 0 else tuple(stride)
-    if kernel == (1, 1):
+def _pool_gap(h, pool):
+    """The smallest gap between the two largest entries of a window of ``pool`` (its padding,
+    dilation and ceil_mode included: the windows max_pool2d takes)."""
+    windows, _ = F._pool("kink_margin", h, pool.kernel_size, pool.stride, pool.padding, pool.dilation,
+                         pool.ceil_mode, -np.inf)
+    flat = windows.data.reshape(windows.shape[:-2] + (-1,))
+    if flat.shape[-1] < 2:
         return np.inf
-    win = sliding_windows(data, kernel, stride)
-    top2 = np.sort(win.reshape(win.shape[:-2] + (-1,)), axis=-1)[..., -2:]
-    return np.min(top2[..., 1] - top2[..., 0], initial=np.inf)
+    top2 = np.sort(flat, axis=-1)[..., -2:]
+    with np.errstate(invalid="ignore"):  # two padded entries: -inf - -inf, no tie of real numbers
+        gaps = top2[..., 1] - top2[..., 0]
+    return np.min(np.nan_to_num(gaps, nan=np.inf), initial=np.inf)
