@@ -5,12 +5,12 @@ forward computation beside one backward rule per input. Every other operation, c
 pooling included, is composed from them, so its gradient comes from the chain rule. The numpy
 kernels they call live in ``backend``.
 """
-import math
 
 import numpy as np
 
 from . import backend as B
 from .autograd import Node, _grad_enabled, _layer, no_grad
+from .composed import Composed
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -113,7 +113,7 @@ def _is_number(x):
     return isinstance(x, (int, float, np.number, np.bool_))
 
 
-class Tensor(Node):
+class Tensor(Composed, Node):
     """An n-dimensional array in a computation graph (float64 unless given float32)."""
 
     __slots__ = ("requires_grad", "_local")
@@ -266,36 +266,7 @@ class Tensor(Node):
         stride = kernel if stride is None else tuple(stride)
         return _apply("windows", (self,), kernel, stride, (1,) * len(kernel) if dilation is None else tuple(dilation))
 
-    # --- composed ------------------------------------------------------------------------------
-    def transpose(self, *dims):
-        """Swap two dims, as ``torch.transpose(dim0, dim1)``; given one tuple of all the dims (or
-        nothing: reverse them) it permutes them, as numpy's ``transpose`` and ``permute`` do."""
-        if len(dims) == 2 and all(isinstance(d, (int, np.integer)) for d in dims):
-            order = list(range(self.ndim))
-            a, b = (B.dim(d, self.ndim, "transpose") for d in dims)
-            order[a], order[b] = order[b], order[a]
-            dims = (order,)
-        return self.permute(*dims)
-
-    def minimum(self, other):
-        """Elementwise smaller of self and other, as -max(-self, -other); on a tie the gradient goes to self."""
-        return -(-self).maximum(-self._other(other))
-
-    def min(self, axis=None, keepdims=False):
-        """Smallest entries along ``axis``, as -max(-self); the gradient goes to the first smallest."""
-        return -(-self).max(axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        count = math.prod(self.data.shape[a] for a in B.dims(axis, self.ndim, "mean"))
-        return self.sum(axis=axis, keepdims=keepdims) / count
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        """Merge dims start_dim..end_dim into one (as torch.flatten)."""
-        start, end = B.dim(start_dim, self.ndim, "flatten", "start_dim"), B.dim(end_dim, self.ndim, "flatten", "end_dim")
-        if self.ndim == 0:
-            return self.reshape(1)
-        return self.reshape(self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:])
-
+    # --- composed (transpose, flatten, mean, min, minimum come from Composed) ---------------------
     view = reshape
 
     def expand(self, *sizes):

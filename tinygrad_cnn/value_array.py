@@ -12,13 +12,14 @@ from numbers import Real
 import numpy as np
 
 from . import backend as B
+from .composed import Composed
 from .engine import Value
 
 _max = np.frompyfunc(lambda a, b: a.max(b), 2, 1)  # elementwise Value.max: a tie goes to the left operand
 _UNARY = {name: np.frompyfunc(methodcaller(name), 1, 1) for name in ("exp", "log", "relu", "sigmoid", "tanh")}
 
 
-class ValueArray(np.ndarray):
+class ValueArray(Composed, np.ndarray):
     """A numpy object array of ``Value``; made by ``values()``. Reductions over every dim give a Value."""
 
     def numbers(self):
@@ -96,37 +97,11 @@ class ValueArray(np.ndarray):
         """Elementwise larger of self and other; on a tie the gradient goes to self."""
         return _wrap(_max(self.view(np.ndarray), other))
 
-    def minimum(self, other):
-        return -(-self).maximum(-np.asarray(other))
-
-    def min(self, axis=None, keepdims=False, out=None):  # out: numpy's np.min(array) passes None
-        return -(-self).max(axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False, out=None):  # out: numpy's np.mean(array) passes None
-        count = int(np.prod([self.shape[a] for a in B.dims(axis, self.ndim, "mean")]))
-        return self.sum(axis, keepdims) / count
-
     def permute(self, *dims):
         """Reorder the dims: out.shape[i] = self.shape[dims[i]] (reverse them when none are given)."""
         order = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         order = B.permutation(order, self.ndim) if order else tuple(reversed(range(self.ndim)))
         return np.ndarray.transpose(self, order)
-
-    def transpose(self, *dims):
-        """Swap two dims (torch's transpose(dim0, dim1)); one tuple of all the dims permutes them."""
-        if len(dims) == 2 and all(isinstance(d, (int, np.integer)) for d in dims):
-            order = list(range(self.ndim))
-            a, b = (B.dim(d, self.ndim, "transpose") for d in dims)
-            order[a], order[b] = order[b], order[a]
-            dims = (order,)
-        return self.permute(*dims)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        """Merge dims start_dim..end_dim into one (as torch.flatten)."""
-        start, end = B.dim(start_dim, self.ndim, "flatten", "start_dim"), B.dim(end_dim, self.ndim, "flatten", "end_dim")
-        if self.ndim == 0:
-            return self.reshape(1)
-        return self.reshape(self.shape[:start] + (int(np.prod(self.shape[start:end + 1])),) + self.shape[end + 1:])
 
     def view(self, *args, **kwargs):
         """numpy's view for a dtype or class; given a shape, torch's view (a reshape)."""
