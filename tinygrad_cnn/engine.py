@@ -144,9 +144,10 @@ class Value(Node):
         return _constant(other) ** self
 
     # --- backward ----------------------------------------------------------------------------------
-    def backward(self):
-        """Add d self / d node to ``.grad`` of every node reachable from self (iterative: any depth)."""
-        self._backward(1.0)
+    def backward(self, grad=None):
+        """Add d self / d node to ``.grad`` of every node reachable from self (iterative: any depth);
+        ``grad`` (a number, 1.0 by default) is d loss / d self, as Tensor.backward(grad) takes it."""
+        self._backward(1.0 if grad is None else _number(grad, "grad"))
 
     def _push(self):
         """The chain rule: each parent's pending gradient gets local derivative * this node's."""

@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nn_loops as ref
+from engines import assert_engines_agree, assert_gradcheck, batched, on_tensors, on_values, output_shape, unbatched
 import tinygrad_cnn.nn.functional as F
 import tinygrad_cnn.backend as backend
 from tinygrad_cnn import Tensor, Value, values
 from tinygrad_cnn.autograd import layer
-from tinygrad_cnn.testing import gradcheck, strategies
+from tinygrad_cnn.testing import strategies
 
 CLOSE = dict(rtol=1e-10, atol=1e-12)   # two float64 computations of the same sums, in other orders
-SAME = dict(rtol=1e-12, atol=1e-12)    # the Value path against the Tensor path
 SEEDS = st.integers(0, 2 ** 32 - 1)
 
 
@@ -27,65 +27,6 @@ def reductions_by(way):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend, "_MANY", 0 if way == "slices" else 10 ** 9)
         yield
-
-
-# --- running a function on each engine -------------------------------------------------------------
-def grads(x):
-    if isinstance(x, Tensor):
-        return np.zeros(x.shape) if x.grad is None else x.grad
-    return np.array([v.grad for v in x.flat], dtype=np.float64).reshape(x.shape)
-
-
-def on_tensors(fn, arrays, G=None, dtype=np.float64):
-    """fn on leaf Tensors (None stays None); backward of sum(out * G) (of out for a scalar).
-    Returns (out data, [input grads])."""
-    leaves = [None if a is None else Tensor(a, requires_grad=True, dtype=dtype) for a in arrays]
-    out = fn(*leaves)
-    out.backward(None if G is None else G)
-    return out.data, [None if t is None else t.grad for t in leaves]
-
-
-def on_values(fn, arrays, G=None):
-    """The same on arrays of Values from ``values``: (out numbers, [input grads])."""
-    leaves = [None if a is None else values(a, f"x{i}") for i, a in enumerate(arrays)]
-    out = fn(*leaves)
-    (out if G is None else (out * G).sum()).backward()
-    return out.numbers() if hasattr(out, 'numbers') else np.float64(out.data), [None if v is None else grads(v) for v in leaves]
-
-
-def assert_engines_agree(fn, arrays, G=None):
-    """The Value path gives the Tensor path's output and gradients (float64, to 1e-12)."""
-    out_t, grads_t = on_tensors(fn, arrays, G)
-    out_v, grads_v = on_values(fn, arrays, G)
-    np.testing.assert_allclose(out_v, out_t, **SAME)
-    for gv, gt in zip(grads_v, grads_t):
-        if gt is not None:
-            np.testing.assert_allclose(gv, gt, **SAME)
-
-
-def assert_gradcheck(fn, arrays, G=None):
-    """Central differences agree with backward for sum(fn(...) * G) (fn(...) for a scalar)."""
-    leaves = [None if a is None else Tensor(a, requires_grad=True) for a in arrays]
-    used = [t for t in leaves if t is not None]
-
-    def loss(*ts):
-        it = iter(ts)
-        out = fn(*(None if t is None else next(it) for t in leaves))
-        return out if G is None else (out * G).sum()
-    assert gradcheck(loss, used, atol=1e-6, rtol=1e-5)
-
-
-def output_shape(fn, *arrays):
-    return fn(*(None if a is None else Tensor(a) for a in arrays)).shape
-
-
-def batched(a, batch):
-    """An unbatched array (batch == 0) with a batch dim of 1 added, for the loop references."""
-    return a[None] if batch == 0 else a
-
-
-def unbatched(a, batch):
-    return a[0] if batch == 0 else a
 
 
 def conv_pads(padding, kernel):
@@ -430,7 +371,7 @@ def test_a_target_in_the_graph_gets_its_gradient_too():
     np.testing.assert_allclose(t.grad, -x.grad)
     X, T = values([1.0, 2.0]), values([0.5, 0.0])
     F.mse_loss(X, T).backward()
-    np.testing.assert_allclose(grads(T), t.grad, rtol=1e-15)
+    np.testing.assert_allclose(T.grads(), t.grad, rtol=1e-15)
 
 
 # --- float32, layers -------------------------------------------------------------------------------------

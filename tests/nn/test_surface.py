@@ -19,86 +19,17 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import nn_loops as ref
+from engines import assert_engines_agree, assert_gradcheck, batched, cotangent, on_tensors, on_values, unbatched
 import tinygrad_cnn.nn as nn
 import tinygrad_cnn.backend as backend
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn import Tensor, Value, values
+from tinygrad_cnn import Tensor, values
 from tinygrad_cnn.testing import gradcheck, strategies
 
 CLOSE = dict(rtol=1e-10, atol=1e-12)   # the loop reference and the package: the same sums in other orders
-SAME = dict(rtol=1e-12, atol=1e-12)    # the Value path against the Tensor path
 SEEDS = st.integers(0, 2 ** 32 - 1)
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
-
-
-# --- running a function on each engine ----------------------------------------------------------------
-def numbers(out):
-    """The numbers of an output: a Tensor's data, a Value array's numbers, a lone Value's data."""
-    if isinstance(out, Tensor):
-        return out.data
-    if isinstance(out, Value):
-        return np.float64(out.data)
-    return out.numbers()
-
-
-def on_tensors(fn, arrays, G=None):
-    """fn on float64 leaf Tensors (None stays None); backward of sum(out * G), or of out when G is None
-    (a scalar). Returns (out numbers, [input gradients])."""
-    leaves = [None if a is None else Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    out = fn(*leaves)
-    (out if G is None else (out * G).sum()).backward()
-    return out.data, [None if t is None else t.grads() for t in leaves]
-
-
-def on_values(fn, arrays, G=None):
-    """The same on Value arrays made by ``values``."""
-    leaves = [None if a is None else values(a, f"x{i}") for i, a in enumerate(arrays)]
-    out = fn(*leaves)
-    (out if G is None else (out * G).sum()).backward()
-    return numbers(out), [None if v is None else v.grads() for v in leaves]
-
-
-def assert_engines_agree(fn, arrays, G=None):
-    """The Value path gives the Tensor path's output and gradients (float64, to 1e-12)."""
-    out_t, grads_t = on_tensors(fn, arrays, G)
-    out_v, grads_v = on_values(fn, arrays, G)
-    assert np.shape(out_v) == np.shape(out_t)
-    np.testing.assert_allclose(out_v, out_t, **SAME)
-    for gv, gt in zip(grads_v, grads_t):
-        if gt is not None:
-            np.testing.assert_allclose(gv, gt, **SAME)
-
-
-def assert_gradcheck(fn, arrays, G=None):
-    """Central differences (float64) agree with backward for sum(fn(...) * G) (fn(...) when G is None)."""
-    leaves = [None if a is None else Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    used = [t for t in leaves if t is not None]
-
-    def loss(*ts):
-        it = iter(ts)
-        out = fn(*(None if t is None else next(it) for t in leaves))
-        return out if G is None else (out * G).sum()
-    assert gradcheck(loss, used, atol=1e-6, rtol=1e-5)
-
-
-def output_shape(fn, *arrays):
-    return np.shape(numbers(fn(*(None if a is None else Tensor(a) for a in arrays))))
-
-
-def cotangent(rng, fn, *arrays):
-    """A random d loss / d out for fn's output (None for a scalar output)."""
-    shape = output_shape(fn, *arrays)
-    return None if shape == () else rng.normal(size=shape)
-
-
-def batched(a, batch):
-    """An unbatched array (batch == 0) with a batch dim of 1 added, for the loop references."""
-    return a[None] if batch == 0 else a
-
-
-def unbatched(a, batch):
-    return a[0] if batch == 0 else a
 
 
 def as_given(values_):
@@ -376,7 +307,7 @@ def test_reflect_pad_past_a_crop_on_the_other_side_mirrors_the_input_as_pytorch(
     expected, _ = ref.pad_ref(x, (-2, 2), "reflect")
     np.testing.assert_array_equal(expected, [2, 3, 2, 1])
     X = Tensor(x) if engine == "tensor" else values(x)
-    np.testing.assert_array_equal(numbers(F.pad(X, (-2, 2), "reflect")), expected)
+    np.testing.assert_array_equal((F.pad(X, (-2, 2), "reflect")).numbers(), expected)
 
 
 PAD_ERRORS = {  # name: (shape, pad, mode, error, words in the message)
@@ -839,12 +770,12 @@ def test_dropout_in_training_zeroes_about_p_and_scales_the_rest_exactly(engine, 
     x = np.random.default_rng(3).uniform(0.5, 2, size=shape)   # no zeros of its own
     X = leaf(x, engine)
     out = nn.Dropout(p, seed=11)(X)
-    y = numbers(out)
+    y = out.numbers()
     dropped = y == 0
     # the fraction dropped: binomial, within 5 standard deviations
     assert abs(dropped.mean() - p) <= 5 * math.sqrt(p * (1 - p) / x.size)
     np.testing.assert_allclose(y[~dropped], x[~dropped] / (1 - p), rtol=1e-15, atol=0)
-    ones = numbers(nn.Dropout(p, seed=11)(leaf(np.ones(shape), engine)))
+    ones = (nn.Dropout(p, seed=11)(leaf(np.ones(shape), engine))).numbers()
     np.testing.assert_array_equal(ones[ones != 0], 1 / (1 - p))   # the exact scale
     np.testing.assert_array_equal(ones == 0, dropped)              # the same seed: the same mask
     G = np.random.default_rng(4).normal(size=shape)
@@ -856,12 +787,12 @@ def test_dropout_in_training_zeroes_about_p_and_scales_the_rest_exactly(engine, 
 def test_dropout_with_a_seed_repeats_its_masks_and_draws_new_ones_each_call(engine):
     x = np.ones((6, 7))
     a, b, c = nn.Dropout(0.5, seed=5), nn.Dropout(0.5, seed=5), nn.Dropout(0.5, seed=6)
-    first = [numbers(a(leaf(x, engine))) for _ in range(3)]
-    second = [numbers(b(leaf(x, engine))) for _ in range(3)]
+    first = [(a(leaf(x, engine))).numbers() for _ in range(3)]
+    second = [(b(leaf(x, engine))).numbers() for _ in range(3)]
     for u, v in zip(first, second):
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(first[0], first[1])
-    assert not np.array_equal(first[0], numbers(c(leaf(x, engine))))
+    assert not np.array_equal(first[0], (c(leaf(x, engine))).numbers())
 
 
 def test_dropout_masks_are_the_same_on_both_engines_for_one_seed():
@@ -876,7 +807,7 @@ def test_dropout_in_eval_mode_and_with_p_0_is_the_identity(engine):
     for module in (nn.Dropout(0.5, seed=1).eval(), nn.Dropout(0.0, seed=1), nn.Dropout(1.0, seed=1).eval()):
         X = leaf(x, engine)
         out = module(X)
-        np.testing.assert_array_equal(numbers(out), x)
+        np.testing.assert_array_equal(out.numbers(), x)
         (out * 2.0).sum().backward()
         np.testing.assert_array_equal(X.grads(), np.full(x.shape, 2.0))
 
@@ -889,7 +820,7 @@ def test_dropout_with_p_1_zeroes_everything_without_nan_or_warnings(engine):
         warnings.simplefilter("error")
         out = nn.Dropout(1.0, seed=1)(X)
         out.sum().backward()
-    np.testing.assert_array_equal(numbers(out), np.zeros(x.shape))
+    np.testing.assert_array_equal(out.numbers(), np.zeros(x.shape))
     np.testing.assert_array_equal(X.grads(), np.zeros(x.shape))
 
 
@@ -939,7 +870,7 @@ def test_permute_with_negative_dims_backpropagates_the_transposed_cotangent(engi
     for a, b, c, d in np.ndindex(3, 4, 5, 6):   # out[c, d, b, a] = x[a, b, c, d]
         expected_out[c, d, b, a] = data[a, b, c, d]
         expected_grad[a, b, c, d] = G[c, d, b, a]
-    np.testing.assert_array_equal(numbers(out), expected_out)
+    np.testing.assert_array_equal(out.numbers(), expected_out)
     (out * G).sum().backward()
     assert x.grads().shape == (3, 4, 5, 6)
     np.testing.assert_array_equal(x.grads(), expected_grad)
@@ -979,7 +910,7 @@ def test_a_negative_dim_in_range_counts_from_the_end(name, engine):
     data = np.random.default_rng(0).random((2, 3, 2, 2))
     x = Tensor(data) if engine == "tensor" else values(data)
     for d in range(-4, 0):
-        np.testing.assert_array_equal(numbers(DIM_OPS[name](x, d)), numbers(DIM_OPS[name](x, d + 4)))
+        np.testing.assert_array_equal((DIM_OPS[name](x, d)).numbers(), (DIM_OPS[name](x, d + 4)).numbers())
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -992,8 +923,8 @@ def test_0_d_inputs_take_dim_0_and_minus_1_with_gradients(engine):
                             (lambda x: F.log_softmax(x, -1), 0.0, 0.0), (lambda x: F.softmax(x, -1), 1.0, 0.0)]:
         x = scalar()
         out = fn(x)
-        assert np.shape(numbers(out)) == ()
-        assert float(numbers(out)) == value
+        assert np.shape(out.numbers()) == ()
+        assert float(out.numbers()) == value
         (out * 3.0).backward()
         assert float(np.asarray(x.grads())) == 3.0 * grad
 
