@@ -6,7 +6,8 @@ from hypothesis import given
 
 import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import Function, Tensor, Value, values, viz
-from tinygrad_cnn.testing import GradcheckError, NumericallyUnreliable, gradcheck, gradcheck_numpy, strategies
+from tinygrad_cnn.testing import (GradcheckError, NumericallyUnreliable, central_differences, gradcheck, gradcheck_numpy,
+                                  strategies)
 
 
 class Softplus(Function):
@@ -230,3 +231,73 @@ def test_a_derivative_lost_to_rounding_is_reported_as_unreliable_not_wrong():
 def test_a_kink_within_the_step_is_unreliable_too():
     with pytest.raises(NumericallyUnreliable, match="a kink within"):
         gradcheck(lambda t: t.relu().sum(), [leaf([1e-6, 1.0])])
+
+
+def test_the_count_of_gradients_is_checked_either_way():
+    class TooFew(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (grad,)
+    with pytest.raises(ValueError, match="TooFew.backward returned 1 gradient but forward takes 2 inputs"):
+        TooFew.apply(leaf([1.0]), leaf([2.0])).sum().backward()
+    with pytest.raises(ValueError, match="WrongCount.backward returned 2 gradients but forward takes 1 input$"):
+        WrongCount.apply(leaf([1.0])).sum().backward()
+
+
+def test_an_integer_forward_result_becomes_float64():
+    class Count(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return (x > 0).astype(np.int64)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return np.zeros_like(grad)
+    out = Count.apply(leaf([-1.0, 2.0]))
+    assert out.dtype == np.float64 and out.data.tolist() == [0.0, 1.0]
+
+
+# --- gradcheck's own machinery -------------------------------------------------------------------------
+def test_central_differences_give_the_derivative_and_an_error_estimate():
+    x = np.array([[0.5, -1.0], [2.0, 3.0]])
+    grad, error = central_differences(lambda a: (a ** 3).sum(), x)
+    np.testing.assert_allclose(grad, 3 * x ** 2, rtol=1e-8)
+    assert grad.shape == error.shape == x.shape and np.all(error < 1e-6)
+    _, noisy = central_differences(lambda a: ((a + 1e8) - 1e8).sum(), x)
+    assert np.all(noisy > 1e-3)  # rounding at 1e8 swamps steps of 1e-6
+
+
+def test_the_unreliable_report_names_the_element_the_steps_and_the_tolerance():
+    x = Tensor([0.25, 0.5], requires_grad=True, name="t")
+    fn = lambda t: (t * 2.0).sum() + ((t[1] + 1e8) - 1e8)  # noqa: E731  (element 1 rounds, element 0 does not)
+    with pytest.raises(NumericallyUnreliable) as info:
+        gradcheck(fn, [x])
+    lines = str(info.value).splitlines()
+    assert lines[0] == "gradcheck: the numeric derivative is numerically unreliable here, for input 0 (t, Tensor of " \
+                       "shape (2,)) at element (1,):"
+    assert lines[2] == "  analytic 3.0" and "estimated error" in lines[1] and "> the tolerance 0.00301" in lines[1]
+    assert lines[3] == "  (central differences at eps=1e-06, 5e-07 and 2e-06 disagree: rounding in fn, or a kink " \
+                       "within 2e-06); 1 of 2 elements of this input are so"
+    assert info.value.index == (1,) and info.value.input == 0
+    assert gradcheck(fn, [x], rtol=0.5)  # a looser tolerance: the same numbers now decide, and they agree
+
+
+@pytest.mark.parametrize("kwargs, words", [(dict(eps=-1e-6), "eps must be a positive finite number"),
+                                           (dict(rtol=-0.5), "atol and rtol must be >= 0")])
+def test_negative_steps_and_tolerances_are_refused(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        gradcheck(Softplus.apply, [leaf([1.0])], **kwargs)
+
+
+def test_gradients_already_there_neither_count_nor_get_lost():
+    t, v = leaf([0.5, -1.0]), values([0.5, -1.0])
+    t.grad = np.array([7.0, 7.0])
+    for x in v.flat:
+        x.grad = 7.0
+    assert gradcheck(Softplus.apply, [t]) and gradcheck(Softplus.apply, [v])
+    np.testing.assert_array_equal(t.grad, [7.0, 7.0])
+    np.testing.assert_array_equal(v.grads(), [7.0, 7.0])

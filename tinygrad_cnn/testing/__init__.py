@@ -139,7 +139,7 @@ def _evaluate(fn, inputs):
 
 
 # --- the two gradients ------------------------------------------------------------------------
-_ROUNDING = 8 * np.finfo(np.float64).eps  # a few units in the last place of each evaluation
+_ROUNDING = np.finfo(np.float64).eps  # a unit in the last place of each evaluation, relative
 
 
 def _difference(evaluate, eps, with_error):
