@@ -201,8 +201,14 @@ _new = object.__new__
 def _op(data, parents, op, local):
     """The result of a built-in op (its parents and derivatives are right by construction: no checks)."""
     v = _new(Value)
-    v.data, v.grad, v.parents, v.op, v._local, v.name, v.layer, v._pending = data, 0.0, parents, op, local, None, \
-        _layer[0], None
+    v.data = data
+    v.grad = 0.0
+    v.parents = parents
+    v.op = op
+    v._local = local
+    v.name = None
+    v.layer = _layer[0]
+    v._pending = None
     return v
 
 
