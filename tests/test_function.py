@@ -301,3 +301,16 @@ def test_gradients_already_there_neither_count_nor_get_lost():
     assert gradcheck(Softplus.apply, [t]) and gradcheck(Softplus.apply, [v])
     np.testing.assert_array_equal(t.grad, [7.0, 7.0])
     np.testing.assert_array_equal(v.grads(), [7.0, 7.0])
+
+
+def test_a_function_without_its_rules_says_which_one_is_missing():
+    class NoBackward(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+    out = NoBackward.apply(leaf([1.0]))
+    with pytest.raises(NotImplementedError, match="a Function subclass must define backward"):
+        out.sum().backward()
+    with pytest.raises(NotImplementedError, match="a Function subclass must define forward"):
+        Function.apply(leaf([1.0]))
