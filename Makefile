@@ -29,7 +29,8 @@ test: $(BIN)/.installed dot
 parity: $(BIN)/.parity dot
 	$(BIN)/python -m pytest -q -m parity
 
-# Mutation testing of the backward rules with cosmic-ray (about half an hour on one core; not in CI).
+# Mutation testing with cosmic-ray of the backward rules, the Function machinery and gradcheck (over an hour on one
+# core for all of them; not in CI). One part: .venv/bin/python mutation/run.py --modules FILE ... --tests FILE ...
 mutate: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e '.[test,mutate]'
 	$(BIN)/python mutation/run.py
