@@ -12,6 +12,7 @@ Arguments are checked before anything is computed: bad input raises ValueError, 
 IndexError naming the argument and the shapes, and makes no graph node.
 """
 import functools
+import math
 
 import numpy as np
 
@@ -67,11 +68,12 @@ def _labelled(label):
     return wrap
 
 
-def _ints(value, n, fn, arg, minimum):
-    """``value`` (an int, or n ints) as a tuple of n ints >= minimum."""
-    if type(value) is int and value >= minimum:
+def _ints(value, n, fn, arg, minimum=None):
+    """``value`` (an int, or n ints) as a tuple of n ints, each >= minimum unless that is None."""
+    low = -math.inf if minimum is None else minimum
+    if type(value) is int and value >= low:
         return (value,) * n
-    if type(value) is tuple and len(value) == n and all(type(v) is int and v >= minimum for v in value):
+    if type(value) is tuple and len(value) == n and all(type(v) is int and v >= low for v in value):
         return value
     items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * n
     if len(items) != n:
@@ -79,7 +81,7 @@ def _ints(value, n, fn, arg, minimum):
     for v in items:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"{fn}: {arg} must be an int or a tuple of {n} ints, got {value!r}")
-        if v < minimum:
+        if v < low:
             raise ValueError(f"{fn}: {arg} must be >= {minimum}, got {value!r}")
     return tuple(int(v) for v in items)
 
@@ -155,7 +157,7 @@ def pad(input, pad, mode="constant", value=0.0):
     if len(pad) % 2 or len(pad) > 2 * x.ndim:
         raise ValueError(f"pad: pad must hold an even number of ints, at most 2 per dim ({2 * x.ndim} for "
                          f"shape {tuple(x.shape)}), got {pad}")
-    _ints(pad, len(pad), "pad", "pad", -(1 << 62))
+    _ints(pad, len(pad), "pad", "pad")
     pads = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         pads[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
