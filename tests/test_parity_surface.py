@@ -236,26 +236,24 @@ def pool_input(cfg, rng):
 
 
 # --- convolution --------------------------------------------------------------------------------------------
-@given(conv_configs(nd=2), SEEDS)
-def test_conv2d_dilation_groups_padding_modes_match_torch(cfg, seed):
+def check_conv(conv, cfg, seed):
     x, w, b = conv_arrays(cfg, np.random.default_rng(seed))
     arrays = [x, w, b] if cfg["bias"] else [x, w]
 
     def ours(x, w, b=None):
-        return F.conv2d(x, w, b, cfg["stride"], cfg["padding"], cfg["padding_mode"], dilation=cfg["dilation"],
-                        groups=cfg["groups"])
+        return conv(x, w, b, cfg["stride"], cfg["padding"], cfg["padding_mode"], dilation=cfg["dilation"],
+                    groups=cfg["groups"])
     check(ours, torch_conv(cfg), arrays, seed)
+
+
+@given(conv_configs(nd=2), SEEDS)
+def test_conv2d_dilation_groups_padding_modes_match_torch(cfg, seed):
+    check_conv(F.conv2d, cfg, seed)
 
 
 @given(conv_configs(nd=1), SEEDS)
 def test_conv1d_dilation_groups_padding_modes_match_torch(cfg, seed):
-    x, w, b = conv_arrays(cfg, np.random.default_rng(seed))
-    arrays = [x, w, b] if cfg["bias"] else [x, w]
-
-    def ours(x, w, b=None):
-        return F.conv1d(x, w, b, cfg["stride"], cfg["padding"], cfg["padding_mode"], dilation=cfg["dilation"],
-                        groups=cfg["groups"])
-    check(ours, torch_conv(cfg), arrays, seed)
+    check_conv(F.conv1d, cfg, seed)
 
 
 @pytest.mark.parametrize("mode", PADDING_MODES)

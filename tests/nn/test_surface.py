@@ -73,10 +73,13 @@ def conv_configs(draw, nd, max_size=6, max_channels=4, max_batch=2, max_kernel=3
                 padding=padding, pads=pads, mode=mode, bias=draw(st.booleans()))
 
 
-def conv_inputs(cfg, rng):
+def conv_inputs(cfg, rng, transposed=False):
+    """Input, weight and bias for a conv configuration; a transposed conv's weight is (C_in, C_out / groups, ...)."""
     lead = () if cfg["batch"] == 0 else (cfg["batch"],)
     x = rng.normal(size=lead + (cfg["in_channels"],) + cfg["sizes"])
-    w = rng.normal(size=(cfg["out_channels"], cfg["in_channels"] // cfg["groups"]) + cfg["kernel"])
+    channels = (cfg["in_channels"], cfg["out_channels"] // cfg["groups"]) if transposed else (
+        cfg["out_channels"], cfg["in_channels"] // cfg["groups"])
+    w = rng.normal(size=channels + cfg["kernel"])
     b = rng.normal(size=cfg["out_channels"]) if cfg["bias"] else None
     return x, w, b
 
@@ -194,11 +197,7 @@ def conv_transpose_configs(draw, nd, max_size=4, max_channels=4, max_batch=2, ma
 
 
 def conv_transpose_inputs(cfg, rng):
-    lead = () if cfg["batch"] == 0 else (cfg["batch"],)
-    x = rng.normal(size=lead + (cfg["in_channels"],) + cfg["sizes"])
-    w = rng.normal(size=(cfg["in_channels"], cfg["out_channels"] // cfg["groups"]) + cfg["kernel"])
-    b = rng.normal(size=cfg["out_channels"]) if cfg["bias"] else None
-    return x, w, b
+    return conv_inputs(cfg, rng, transposed=True)
 
 
 def conv_transpose_fn(cfg):
