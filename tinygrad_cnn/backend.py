@@ -113,7 +113,8 @@ def first_argmax_mask(x, axes):
         mask, taken = np.zeros(x.shape, dtype=bool), np.zeros(top.shape, dtype=bool)
         for index in _cells(x.shape, axes):
             # equal to the max (a NaN, when the max is NaN, as argmax picks), and none before
-            hit = np.greater((x[index] == top) | np.isnan(x[index]), taken, out=mask[index])
+            equal = x[index] == top
+            hit = np.greater(equal | np.isnan(x[index]) if x.dtype != object else equal, taken, out=mask[index])
             taken |= hit
         return mask
     order = tuple(a for a in range(x.ndim) if a not in axes) + axes  # the reduced dims last

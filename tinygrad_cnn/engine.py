@@ -6,11 +6,13 @@ gradient (the chain rule) and adds. Storing numbers instead of a closure per nod
 node small and free of reference cycles, so the garbage collector has little to do.
 """
 import math
+from fractions import Fraction
 from numbers import Real
 
 import numpy as np
 
 from .autograd import Node, _layer
+from .exact import rational
 
 
 def _number(x, what):
@@ -20,8 +22,11 @@ def _number(x, what):
     raise TypeError(f"Value: {what} must be a real number, got {type(x).__name__}")
 
 
-def _constant(x):
-    """A plain number operand as a leaf Value."""
+def _constant(x, like=0.0):
+    """A plain number operand as a leaf Value: exact when it meets the exact number ``like``."""
+    if type(like) is Fraction:
+        _number(x, "an operand that is not a Value")
+        return Value(rational(x))
     return Value(_number(x, "an operand that is not a Value"))
 
 
@@ -41,6 +46,9 @@ def _checked_custom_op(parents, op, local):
 class Value(Node):
     """A scalar in a computation graph: ``.data`` (float) and ``.grad`` (float, 0.0 at creation).
 
+    ``.data`` may also be a ``Fraction`` (``values(..., dtype="exact")``): exact arithmetic, and
+    exact decisions at ReLU and max, until the first transcendental op or float (see ``exact``).
+
     ``Value(2.0, name="a")`` is a leaf. A custom op is ``Value(result, parents, op, local)``, where
     ``local[i]`` is d result / d parents[i], worked out now, in the forward pass (checked: one
     number per parent). The built-in ops below make their nodes the same way, unchecked (``_op``).
@@ -49,7 +57,7 @@ class Value(Node):
     __slots__ = ("_local",)
 
     def __init__(self, data, parents=(), op="", local=(), name=None):
-        self.data = data if type(data) is float else _number(data, "data")
+        self.data = data if type(data) is float or type(data) is Fraction else _number(data, "data")
         self.grad = 0.0
         self.parents, self._local = _checked_custom_op(parents, op, local) if parents or local else ((), ())
         self.op = op
@@ -59,7 +67,7 @@ class Value(Node):
 
     def numbers(self):
         """``.data`` as a 0-d float64 array, as ``ValueArray.numbers()`` and ``Tensor.numbers()`` give theirs."""
-        return np.array(self.data)
+        return np.array(float(self.data))
 
     def grads(self):
         """``.grad`` as a 0-d float64 array."""
@@ -71,19 +79,19 @@ class Value(Node):
 
     # --- the ops: forward value and local derivatives side by side ----------------------------
     def __add__(self, other):
-        other = other if isinstance(other, Value) else _constant(other)
+        other = other if isinstance(other, Value) else _constant(other, self.data)
         return _op(self.data + other.data, (self, other), "+", (1.0, 1.0))
 
     def __sub__(self, other):
-        other = other if isinstance(other, Value) else _constant(other)
+        other = other if isinstance(other, Value) else _constant(other, self.data)
         return _op(self.data - other.data, (self, other), "-", (1.0, -1.0))
 
     def __mul__(self, other):
-        other = other if isinstance(other, Value) else _constant(other)
+        other = other if isinstance(other, Value) else _constant(other, self.data)
         return _op(self.data * other.data, (self, other), "*", (other.data, self.data))
 
     def __truediv__(self, other):
-        other = other if isinstance(other, Value) else _constant(other)
+        other = other if isinstance(other, Value) else _constant(other, self.data)
         q = _div(self.data, other.data)
         return _op(q, (self, other), "/", (_div(1.0, other.data), _div(-q, other.data)))
 
@@ -111,6 +119,8 @@ class Value(Node):
 
     def leaky_relu(self, negative_slope=0.01):
         slope = _number(negative_slope, "negative_slope")
+        if type(self.data) is Fraction:
+            slope = rational(negative_slope)
         if self.data <= 0:
             return _op(self.data * slope, (self,), "leaky_relu", (slope,))
         return _op(self.data, (self,), "leaky_relu", (1.0,))
@@ -125,7 +135,7 @@ class Value(Node):
 
     def max(self, other):
         """The larger of self and other; the gradient goes to the larger, to self on a tie. NaN wins."""
-        other = other if isinstance(other, Value) else _constant(other)
+        other = other if isinstance(other, Value) else _constant(other, self.data)
         if self.data >= other.data or self.data != self.data:
             return _op(self.data, (self, other), "max", (1.0, 0.0))
         return _op(other.data, (self, other), "max", (0.0, 1.0))
@@ -135,13 +145,13 @@ class Value(Node):
     __rmul__ = __mul__
 
     def __rsub__(self, other):
-        return _constant(other) - self
+        return _constant(other, self.data) - self
 
     def __rtruediv__(self, other):
-        return _constant(other) / self
+        return _constant(other, self.data) / self
 
     def __rpow__(self, other):
-        return _constant(other) ** self
+        return _constant(other, self.data) ** self
 
     # --- backward ----------------------------------------------------------------------------------
     def backward(self, grad=None):
@@ -186,6 +196,8 @@ def _log(x):
 
 def _pow(x, k):
     """x ** k as C99 pow: a negative base to a fractional power is nan, overflow and 0 ** negative are inf."""
+    if type(x) is Fraction and math.isfinite(k) and k == int(k):  # an exact base to a whole power stays exact
+        k = int(k)
     try:
         r = x ** k
     except (ZeroDivisionError, OverflowError):  # 0 ** negative, or a result beyond the float range

@@ -9,6 +9,7 @@ kernels they call live in ``backend``.
 import numpy as np
 
 from . import backend as B
+from .exact import EXACT, rational, rationals, real, settle
 from .autograd import Node, _grad_enabled, _layer, no_grad
 from .composed import Composed
 
@@ -39,12 +40,12 @@ PRIMITIVES = {
     "matmul": (lambda x, y: (x @ y, (x, y)),
                lambda g, x, y: g @ y.swapaxes(-1, -2), lambda g, x, y: x.swapaxes(-1, -2) @ g),
     "neg": (lambda x: (-x, ()), lambda g: -g),
-    "exp": (lambda x: ((e := np.exp(x)), (e,)), lambda g, e: g * e),
-    "log": (lambda x: (np.log(x), (x,)), lambda g, x: g / x),
+    "exp": (lambda x: ((e := np.exp(real(x))), (e,)), lambda g, e: g * e),  # real(): an exact array as float64
+    "log": (lambda x: (np.log(real(x)), (real(x),)), lambda g, x: g / x),
     "relu": (lambda x: (np.maximum(x, 0), (x,)), lambda g, x: g * (x > 0)),
     "leaky_relu": (lambda x, s: (np.where(x > 0, x, x * s), (x, s)), lambda g, x, s: g * np.where(x > 0, 1, s)),
-    "sigmoid": (lambda x: ((s := B.sigmoid(x)), (s,)), lambda g, s: g * s * (1 - s)),
-    "tanh": (lambda x: ((t := np.tanh(x)), (t,)), lambda g, t: g * (1 - t * t)),
+    "sigmoid": (lambda x: ((s := B.sigmoid(real(x))), (s,)), lambda g, s: g * s * (1 - s)),
+    "tanh": (lambda x: ((t := np.tanh(real(x))), (t,)), lambda g, t: g * (1 - t * t)),
     "sum": (lambda x, axes, keepdims: (B.reduce(np.add, x, axes, keepdims), (x.shape, axes, keepdims)),
             lambda g, shape, axes, keepdims: B.expand(B.keep(g, shape, axes, keepdims), shape)),
     "max": (lambda x, axes, keepdims: (B.reduce(np.maximum, x, axes, keepdims), (x, axes, keepdims)),  # to the
@@ -61,13 +62,16 @@ _BROADCASTING = {"+", "-", "*", "/", "**", "maximum", "matmul"}  # their rules' 
 
 
 def _as_array(data, dtype):
-    """A fresh float32 or float64 array of ``data`` (float64 unless data or dtype say float32)."""
+    """A fresh float32 or float64 array of ``data`` (float64 unless data or dtype say float32), or
+    with dtype "exact" an object array of Fractions (see ``exact``)."""
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(dtype, str) and dtype == EXACT:
+        return rationals(data)
     if dtype is None:
         dtype = data.dtype if isinstance(data, np.ndarray) and data.dtype in _FLOATS else np.float64
     elif np.dtype(dtype) not in _FLOATS:
-        raise ValueError(f"Tensor: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        raise ValueError(f"Tensor: dtype must be float32, float64 or 'exact', got {np.dtype(dtype)}")
     try:
         return np.array(data, dtype=dtype)
     except (TypeError, ValueError) as e:  # a Value has no float(): Values fail here
@@ -87,6 +91,8 @@ def _node(data, parents, op, entry, saved):
     """
     out = Tensor.__new__(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives scalars for 0-d
+    if out.data.dtype == object:  # exact numbers stay exact until they meet a float
+        out.data = settle(out.data)
     out.grad = out.name = out._pending = None
     out.layer = _layer[0]
     if _grad_enabled[0]:
@@ -114,7 +120,7 @@ def _is_number(x):
 
 
 class Tensor(Composed, Node):
-    """An n-dimensional array in a computation graph (float64 unless given float32)."""
+    """An n-dimensional array in a computation graph (float64 unless given float32 or "exact")."""
 
     __slots__ = ("requires_grad", "_local")
     __array_ufunc__ = None  # numpy defers to Tensor: ndarray + Tensor is Tensor.__radd__
@@ -153,7 +159,7 @@ class Tensor(Composed, Node):
 
     def grads(self):
         """The gradient as an array (zeros before any backward reaches this tensor)."""
-        return np.zeros_like(self.data) if self.grad is None else self.grad
+        return np.zeros(self.shape, self._grad_dtype()) if self.grad is None else self.grad
 
     def item(self):
         return self.data.item()
@@ -171,10 +177,17 @@ class Tensor(Composed, Node):
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, precision=6, separator=', ')}{grad})"
 
+    def _grad_dtype(self):
+        """The dtype of this tensor's gradients: its own, float64 for exact data."""
+        return np.dtype(np.float64) if self.data.dtype == object else self.data.dtype
+
     def _other(self, x):
-        """The other operand as a Tensor: a number takes self's dtype (as in torch), arrays their own."""
+        """The other operand as a Tensor: a number takes self's dtype (as in torch), arrays their own;
+        numbers that meet exact data are read as exact decimals."""
         if isinstance(x, Tensor):
             return x
+        if self.data.dtype == object and not isinstance(x, Tensor):
+            return _constant(rationals(x))
         if _is_number(x):
             return _constant(np.array(x, dtype=self.data.dtype))
         if isinstance(x, np.ndarray) and x.dtype in _FLOATS:
@@ -204,7 +217,11 @@ class Tensor(Composed, Node):
     tanh = lambda self: _apply("tanh", (self,))
 
     def leaky_relu(self, negative_slope=0.01):
-        return _apply("leaky_relu", (self,), float(negative_slope))
+        return _apply("leaky_relu", (self,), self._scalar(negative_slope))
+
+    def _scalar(self, x):
+        """A number argument: exact when self is, else a float."""
+        return rational(x) if self.data.dtype == object else float(x)
 
     def maximum(self, other):
         """Elementwise larger of self and other; on a tie the gradient goes to self."""
@@ -254,7 +271,7 @@ class Tensor(Composed, Node):
         pads = tuple((int(a), int(b)) for a, b in pads)
         if len(pads) != self.ndim or any(a < 0 or b < 0 for a, b in pads):
             raise ValueError(f"pad: need a (before, after) pair >= 0 for each of the {self.ndim} dims, got {pads}")
-        return _apply("pad", (self,), pads, value) if any(a or b for a, b in pads) else self
+        return _apply("pad", (self,), pads, self._scalar(value)) if any(a or b for a, b in pads) else self
 
     def __getitem__(self, index):
         return _apply("index", (self,), index.data.astype(np.int64) if isinstance(index, Tensor) else index)
@@ -291,8 +308,8 @@ class Tensor(Composed, Node):
         if grad is None:
             if self.size != 1:
                 raise ValueError(f"backward: a gradient is needed for a non-scalar output of shape {self.shape}")
-            grad = np.ones(self.shape, dtype=self.dtype)
-        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = np.ones(self.shape, dtype=self._grad_dtype())
+        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self._grad_dtype())
         if grad.shape != self.shape:
             raise ValueError(f"backward: gradient shape {grad.shape} does not match output shape {self.shape}")
         self._backward(grad)
@@ -303,6 +320,8 @@ class Tensor(Composed, Node):
         for parent, rule in zip(self.parents, entry[1:]):
             if parent.requires_grad:
                 d = rule(g, *saved)
+                if d.dtype == object:  # a float gradient times exact numbers: float64
+                    d = d.astype(np.float64)
                 if d.shape != parent.data.shape:
                     if self.op in _BROADCASTING:  # the parent was broadcast in the forward pass
                         d = B.unbroadcast(d, parent.data.shape)
@@ -312,7 +331,7 @@ class Tensor(Composed, Node):
                 parent._pending = d if parent._pending is None else parent._pending + d
 
     def _accumulate(self):
-        g, dtype = self._pending, self.data.dtype
+        g, dtype = self._pending, self._grad_dtype()
         if type(g) is not np.ndarray or g.dtype is not dtype and g.dtype != dtype:
             g = np.asarray(g, dtype=dtype)
         if self.grad is not None:

@@ -14,6 +14,7 @@ import numpy as np
 from . import backend as B
 from .composed import Composed
 from .engine import Value
+from .exact import EXACT, rational, rationals
 
 _max = np.frompyfunc(lambda a, b: a.max(b), 2, 1)  # elementwise Value.max: a tie goes to the left operand
 _UNARY = {name: np.frompyfunc(methodcaller(name), 1, 1) for name in ("exp", "log", "relu", "sigmoid", "tanh")}
@@ -21,6 +22,10 @@ _UNARY = {name: np.frompyfunc(methodcaller(name), 1, 1) for name in ("exp", "log
 
 class ValueArray(Composed, np.ndarray):
     """A numpy object array of ``Value``; made by ``values()``. Reductions over every dim give a Value."""
+
+    def is_exact(self):
+        """Whether the Values hold exact numbers (Fractions: ``values(..., dtype="exact")``)."""
+        return self.size > 0 and type(self.flat[0].data) is not float
 
     def numbers(self):
         """The Values' ``.data`` as a new float64 array of the same shape."""
@@ -62,7 +67,7 @@ class ValueArray(Composed, np.ndarray):
         if not any(a or b for a, b in pads):
             return self
         out = np.empty(tuple(n + a + b for n, (a, b) in zip(self.shape, pads)), dtype=object)
-        out[...] = Value(float(value))
+        out[...] = Value(rational(value) if self.is_exact() else float(value))
         out[tuple(slice(a, a + n) for n, (a, _) in zip(self.shape, pads))] = self
         return out.view(ValueArray)
 
@@ -140,11 +145,14 @@ def _wrap(out, array=True):
     return np.asarray(out, dtype=object).view(ValueArray)
 
 
-def values(array_like, name=None):
+def values(array_like, name=None, dtype=None):
     """A ``ValueArray`` of leaf Values with the shape of ``array_like``.
 
     With ``name="X"`` the leaves are named ``X[0,0]``, ``X[0,1]``, ... (``X`` for a 0-d input).
+    ``dtype="exact"``: the data are Fractions, the decimals written (see ``exact``); else floats.
     """
+    if dtype is not None and not (isinstance(dtype, str) and dtype == EXACT) and np.dtype(dtype) != np.float64:
+        raise ValueError(f"values: dtype must be float64 or 'exact', got {dtype!r}")
     try:
         data = np.asarray(array_like)
     except ValueError as e:  # a ragged nesting of lists
@@ -153,7 +161,8 @@ def values(array_like, name=None):
         for x in data.flat:
             if not isinstance(x, (Real, np.bool_)):
                 raise TypeError(f"values: array_like must hold real numbers, got {type(x).__name__}")
-    numbers = data.astype(np.float64).ravel().tolist()  # Python floats, row-major
+    exact = isinstance(dtype, str) and dtype == EXACT
+    numbers = (rationals(data) if exact else data.astype(np.float64)).ravel().tolist()  # row-major
     indices = product(*map(range, data.shape))  # row-major, as numbers; one () for a 0-d input
     labels = repeat(None) if name is None else (f"{name}[{','.join(map(str, i))}]" if i else name for i in indices)
     leaves = [Value(x, name=label) for x, label in zip(numbers, labels)]

@@ -161,7 +161,7 @@ CASES = {  # name: (call, error type, words the message must contain)
     "Values plus Tensor": (lambda: V(2) + T(2), TypeError, ["cannot mix Tensors and Values"]),
     "Tensor of Values": (lambda: Tensor(V(2, 2)), TypeError, ["Tensor: cannot make a Tensor from Values"]),
     "Tensor of text": (lambda: Tensor(["a"]), TypeError, ["Tensor: data must be numbers, got list"]),
-    "Tensor int dtype": (lambda: Tensor([1], dtype=np.int64), ValueError, ["Tensor: dtype must be float32 or float64"]),
+    "Tensor int dtype": (lambda: Tensor([1], dtype=np.int64), ValueError, ["Tensor: dtype must be float32, float64 or 'exact'"]),
     "Tensor ** Values": (lambda: T(2) ** V(2), TypeError, ["cannot make a Tensor from Values"]),
 }
 

@@ -20,11 +20,11 @@ ENGINES = ("tensor", "value")
 # --- parameters of either engine ------------------------------------------------------------
 def make_parameter(data, engine, name, dtype=None):
     """A parameter holding ``data``: a Tensor that requires grad (float64 unless ``dtype`` says
-    float32), or a ValueArray of leaf Values named ``name[i,j]``."""
+    float32 or "exact"), or a ValueArray of leaf Values named ``name[i,j]`` (float64 or "exact")."""
     if engine == "tensor":
         return Tensor(data, requires_grad=True, dtype=dtype, name=name)
     if engine == "value":
-        return values(data, name=name)
+        return values(data, name=name, dtype=dtype)
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 
@@ -117,12 +117,13 @@ class Module:
 
     def to_engine(self, engine, dtype=None):
         """Move every parameter to ``engine`` ('tensor' or 'value') in place, same numbers and names
-        (fresh leaves: gradients start at zero); returns self."""
+        (fresh leaves: gradients start at zero), as ``dtype`` when given (float32, float64 or
+        "exact": see ``tinygrad_cnn.exact``); returns self."""
         if engine not in ENGINES:
             raise ValueError(f"to_engine: engine must be one of {ENGINES}, got {engine!r}")
         for _, m in self.named_modules():
             for name, p in list(m._parameters.items()):
-                if engine_of(p) != engine or dtype is not None and engine == "tensor":
+                if engine_of(p) != engine or dtype is not None:
                     setattr(m, name, _converted(p, engine, name, dtype))
         return self
 
