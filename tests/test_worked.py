@@ -245,7 +245,11 @@ def test_the_square15_default_image_is_a_class1_image_of_data_squares():
 # --- the result's shapes, JSON and inputs -----------------------------------------------------------
 def test_json_follows_the_contract():
     out = json.loads(json.dumps(W.work().to_json()))
-    assert set(out) == {"z1", "a1", "a2", "a3", "z4", "a4", "loss", "grad"}
+    assert set(out) == {"z1", "a1", "a2", "a3", "z4", "a4", "loss", "grad",  # the built-ins' keys
+                        "input", "target", "layers", "grad_input", "params"}  # and any network's
+    assert [layer["type"] for layer in out["layers"]] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "Sigmoid"]
+    assert out["layers"][0]["output"] == [out["z1"]] and out["layers"][1]["grad_output"] == [out["grad"]["a1"]]
+    assert out["params"]["0.weight"]["grad"] == [[out["grad"]["F"]]] and np.shape(out["grad_input"]) == (1, 5, 5)
     assert set(out["grad"]) == {"z4", "w4", "b4", "a3", "a2", "a1", "z1", "F", "b1"}
     shapes = {"z1": (4, 4), "a1": (4, 4), "a2": (2, 2), "a3": (4,), "z4": (), "a4": (), "loss": ()}
     for k, shape in shapes.items():

@@ -204,7 +204,7 @@ def _pow(x, k):
         if x < 0 and k != math.floor(k):
             return math.nan
         return math.copysign(math.inf, x) if k % 2 == 1 else math.inf  # odd integer powers keep the sign
-    return r if type(r) is float else math.nan  # Python gives a complex for a negative base to a fraction
+    return r if type(r) is float or type(r) is Fraction else math.nan  # Python gives a complex for a negative base to a fraction
 
 
 _new = object.__new__

@@ -51,7 +51,7 @@ _is_inexact = np.frompyfunc(_inexact, 1, 1)
 
 def settle(a):
     """An object array that holds a finite float (or anything not rational) as float64; else as it is."""
-    return a.astype(np.float64) if a.size and _is_inexact(a).any() else a
+    return a.astype(np.float64) if a.size and np.any(_is_inexact(a)) else a
 
 
 def real(a):

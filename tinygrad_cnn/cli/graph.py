@@ -64,6 +64,13 @@ def draw(result, path, format="svg", level=None, **options):
     return viz.render(result.root, path, format, params=tuple(W.PARAMS), title=title, **options)
 
 
+def draw_solution(solution, path, format="svg", level=None, **options):
+    """Draw the graph of a worked solution of any network (its parameters marked, a title) to ``path``."""
+    level = level or ("scalar" if solution.engine == "value" else "tensor")
+    title = f"{solution.title}: {level} graph after loss.backward()"
+    return viz.render(solution.root, path, format, params=solution.network, title=title, **options)
+
+
 def _format_and_path(output, fmt):
     implied = format_from_suffix(output or "", default=fmt or "svg")
     if fmt and implied != fmt:

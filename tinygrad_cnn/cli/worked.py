@@ -2,6 +2,7 @@
 person works it, with the course material's mistakes shown where they happen."""
 import io
 import json
+import math
 import os
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 from .. import cli, nn
 from .. import worked as W
 from ..files import DotNotFoundError, require_dot
+from ..worked import modelfile, text
 from .train import check_plots
 
 ARRAY_HELP = "a JSON list, or the path of a .npy or text file"
@@ -21,8 +23,13 @@ def register(subparsers):
         description="Run the course material's small CNN on one image and print every intermediate value "
                     "and every gradient (read from the graph nodes after loss.backward()), in the order a "
                     "person works it, with the material's wrong numbers beside the right ones.")
-    p.add_argument("--model", choices=tuple(W.MODELS), default="cnn10",
-                   help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square detector")
+    p.add_argument("--model", default="cnn10", metavar="cnn10|square15|FILE.json",
+                   help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square "
+                        "detector; or a model file (any small network: see the README)")
+    p.add_argument("--dump-model", metavar="PATH", help="write the built-in --model as a model file to PATH "
+                                                        "(a template to edit) and stop")
+    p.add_argument("--lr", metavar="N", help="the learning rate of the one step shown (default 0.01; a model "
+                                             "file's own lr otherwise)")
     p.add_argument("--engine", choices=nn.ENGINES, default="value",
                    help="value (default): one graph node per scalar, so every number a person writes by hand "
                         "is a node with its own .grad; tensor: numpy arrays (same numbers to 1e-12)")
@@ -76,14 +83,50 @@ def _seed(text):
         raise cli.UsageError(f"--seed: expected a non-negative integer, got {text!r}") from None
 
 
+BUILTIN_ONLY = ("x", "kernel", "b1", "w4", "b4", "label", "seed", "plots")
+
+
+def _lr(text_):
+    if text_ is None:
+        return None
+    try:
+        lr = float(text_)
+    except ValueError:
+        lr = math.nan
+    if not math.isfinite(lr):
+        raise cli.UsageError(f"--lr: expected a finite number, got {text_!r}")
+    return lr
+
+
+def _check_output(path, option):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise cli.UsageError(f"{option}: expected a path in an existing folder, got {path} ({folder} does not exist)")
+    if os.path.isdir(path):
+        raise cli.UsageError(f"{option}: {path} is a folder, not a file")
+    if not os.access(folder, os.W_OK):
+        raise cli.UsageError(f"{option}: cannot write to {folder} (permission denied)")
+
+
 def run(args):
+    lr = _lr(args.lr)
+    if args.model not in W.MODELS:
+        return _run_model_file(args, lr)
+    if args.dump_model:
+        _check_output(args.dump_model, "--dump-model")
+        net, x, target = W.spec_model(args.model, _seed(args.seed))
+        modelfile.dump(args.dump_model, modelfile.to_json(W.MODELS[args.model].title, net, x, target, "BCELoss", 0.01,
+                                                          ["conv", "ReLU", "max-pool", "flatten", "linear", "sigmoid"]))
+        print(f"model file written to {args.dump_model} (edit it, then: tinygrad-cnn worked --model {args.dump_model})")
+        return 0
     if args.svg:
         _check_svg(args.svg)
     if args.plots:
         check_plots(args.plots)
     arrays = {k: None if getattr(args, k) is None else read_array(getattr(args, k), f"--{k}") for k in ("x", "kernel", "w4")}
     try:
-        result = W.work(args.model, args.engine, b1=args.b1, b4=args.b4, label=args.label, seed=_seed(args.seed), **arrays)
+        result = W.work(args.model, args.engine, b1=args.b1, b4=args.b4, label=args.label, seed=_seed(args.seed),
+                        lr=W.LEARNING_RATE if lr is None else lr, **arrays)
     except W.InputError as e:
         raise cli.UsageError(f"--{e.arg}: {e.detail}") from None
     if args.json:
@@ -96,6 +139,42 @@ def run(args):
         from .. import plots
         written = plots.worked_figures(args.plots, result)
         print(f"pictures: {', '.join(written)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _run_model_file(args, lr):
+    """``worked --model FILE.json``: any small network."""
+    given = [f"--{k.replace('_', '-')}" for k in BUILTIN_ONLY if getattr(args, k) is not None]
+    if given:
+        raise cli.UsageError(f"{', '.join(given)}: only for the built-ins (cnn10, square15); a model file holds its "
+                             f"own input, parameters and target")
+    if args.dump_model:
+        raise cli.UsageError("--dump-model: writes a built-in (--model cnn10 or square15); a model file is one already")
+    if not os.path.exists(args.model) and not args.model.endswith(".json"):
+        raise cli.UsageError(f"--model: expected cnn10, square15 or a model file (.json), got {args.model!r}")
+    if args.svg:
+        _check_svg(args.svg)
+    try:
+        f = modelfile.load(args.model)
+        if lr is not None:
+            f.lr = lr
+        solution = f.work(args.engine)
+    except (modelfile.ModelFileError, W.NetworkError) as e:
+        raise cli.UsageError(f"--model: {e}") from None
+    if args.json:
+        print(json.dumps(solution.to_json()))
+    else:
+        try:
+            print("\n".join(text.report(solution)))
+        except text.TooLarge as e:
+            raise cli.UsageError(f"--model: {e}") from None
+    if args.svg:
+        from .graph import draw_solution
+        try:
+            draw_solution(solution, args.svg, "svg")
+        except OSError as e:
+            raise cli.UsageError(f"--svg: cannot write {args.svg}: {e.strerror or e}") from None
+        print(f"graph picture written to {args.svg}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -123,7 +202,7 @@ def _texts(a):
     """Numbers as text: integers when every entry is one, else 6 decimals."""
     a = np.asarray(a, dtype=np.float64) + 0.0
     whole = np.all(np.isfinite(a)) and np.all(a == np.round(a)) and np.all(np.abs(a) < 1e15)
-    return np.vectorize(lambda v: str(int(v)) if whole else f"{v:.6f}", otypes=[object])(a)
+    return np.vectorize(lambda v: str(int(v)) if whole else f"{round(v, 6) + 0.0:.6f}", otypes=[object])(a)
 
 
 def _grid(a, indent=4):

@@ -46,8 +46,13 @@ def _base_name(param, default):
 
 
 def _converted(param, engine, default_name, dtype=None):
-    """A copy of ``param`` (same numbers and name) on ``engine``: a fresh leaf of a new graph."""
-    return make_parameter(param.numbers(), engine, _base_name(param, default_name), dtype)
+    """A copy of ``param`` (same numbers and name, a Value array's names kept element by element) on
+    ``engine``: a fresh leaf of a new graph."""
+    out = make_parameter(param.numbers(), engine, _base_name(param, default_name), dtype)
+    if isinstance(param, ValueArray) and isinstance(out, ValueArray):
+        for old, new in zip(param.flat, out.flat):
+            new.name = old.name
+    return out
 
 
 def _size(value, fn, arg):

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data as datasets
-from .autograd import layer
-from .models import square_detector15, tiny_cnn10
-from .nn import functional as F
-from .nn import ENGINES, make_parameter
-
+from .. import data as datasets
+from .. import nn
+from ..autograd import layer
+from ..exact import EXACT
+from ..models import square_detector15, tiny_cnn10
+from ..nn import ENGINES, make_parameter
+from ..nn import functional as F
+from .network import LAYERS, LOSSES, NetworkError, Solution, work_network  # noqa: F401 (re-exported)
 
 # The input image of the worked example (course material 000); its label is 1.
 WORKED_X = [[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]]
@@ -100,10 +102,13 @@ class Worked:
     errata: list
     seed: int = None
     root: object = field(default=None, repr=False)
+    solution: Solution = field(default=None, repr=False)
 
     def to_json(self):
-        """The contract's object: the forward values, the loss and ``grad``, as nested lists and numbers."""
-        out = {key: _plain(self.values[key]) for key in FORWARD}
+        """The contract's object: the forward values, the loss and ``grad``, as nested lists and numbers,
+        and the keys of any network's solution (input, target, layers, grad_input, params)."""
+        out = self.solution.to_json()
+        out.update({key: _plain(self.values[key]) for key in FORWARD})
         out["grad"] = {key: _plain(self.grads[key]) for key in JSON_GRADS}
         return out
 
@@ -148,11 +153,12 @@ def _forward(spec, engine, params, X, label, seed):
     model = spec.model(engine, seed)
     state = model.state_dict()
     model.load_state_dict({key: np.reshape(params[k], state[key].shape) for k, key in PARAMS.items()})
+    model.to_engine(engine, EXACT)  # the decimals given, exactly: kinks are decided as by hand
     shape = (1, 1) + np.shape(X)
     if engine == "tensor":  # a Tensor that requires grad, so that X is part of the graph and its picture
-        x = make_parameter(np.reshape(X, shape), engine, "X")
+        x = make_parameter(np.reshape(X, shape), engine, "X", EXACT)
     else:                   # leaves named X[i,j]
-        x = make_parameter(X, engine, "X").reshape(shape)
+        x = make_parameter(X, engine, "X", EXACT).reshape(shape)
     named = dict(model.named_parameters())
     nodes = {"X": x, "pool": model[2], **{k: named[key] for k, key in PARAMS.items()}}
     out = x
@@ -188,16 +194,6 @@ class _Run:
         nodes = self.forward()
         _backprop(nodes[start], upstream)
         return _grads(nodes, GRADS[GRADS.index(start):])
-
-
-def _pool_winners(engine, a1, pool):
-    """Where each max-pool window's max is in ``a1``: d sum(maxpool(a1)) / d a1 is 1 there, 0 elsewhere."""
-    leaf = make_parameter(np.reshape(a1, (1, 1) + np.shape(a1)), engine, "a1")
-    pooled = pool(leaf)
-    _backprop(pooled, np.ones(pooled.shape))
-    k = pool.kernel_size
-    cells = (tuple(int(i) for i in ij) for ij in np.argwhere(_numbers(leaf, "grad") == 1.0))
-    return sorted(cells, key=lambda ij: (ij[0] // k, ij[1] // k))
 
 
 # --- inputs -----------------------------------------------------------------------------------------
@@ -243,7 +239,30 @@ def class1_image(seed=0, size=6):
 
 
 # --- the main entry ---------------------------------------------------------------------------------
-def work(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4=None, b4=None, label=None, seed=None):
+def spec_model(model, seed=None):
+    """A built-in as a network: (nn.Sequential of float64 Tensors, x (C, H, W), target) for
+    ``work_network``, the model file of ``worked --dump-model``."""
+    spec = MODELS[model]
+    net = spec.model("tensor", seed or 0)
+    x = np.array(WORKED_X, dtype=np.float64) if model == "cnn10" else class1_image(seed or 0)
+    return net, x[None], 1
+
+
+def work(model="cnn10", *args, **kwargs):
+    """A worked solution.
+
+    ``work(model, x, target, loss, lr=0.01, engine="value", ...)`` with an ``nn.Sequential`` as
+    ``model``: any network of the layers in ``LAYERS`` (see ``network.work_network``), a ``Solution``.
+    ``work("cnn10" | "square15", engine="value", x=, kernel=, b1=, w4=, b4=, label=, seed=, lr=0.01)``:
+    a built-in of the course material, a ``Worked`` (see ``work_builtin``).
+    """
+    if isinstance(model, nn.Module):
+        return work_network(model, *args, **kwargs)
+    return work_builtin(model, *args, **kwargs)
+
+
+def work_builtin(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4=None, b4=None, label=None, seed=None,
+                 lr=LEARNING_RATE):
     """Run ``model`` ("cnn10" or "square15") on one image with ``engine`` ("value" or "tensor").
 
     cnn10 defaults to the worked example's X (5x5), F, b1, w4, b4; square15 to the parameters of
@@ -274,6 +293,8 @@ def work(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4=None, b
     params = {k: _squeeze(defaults[key]) if given[k] is None else given[k] for k, key in PARAMS.items()}
     if x is None:
         x = np.array(WORKED_X, dtype=np.float64) if model == "cnn10" else class1_image(seed)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
+        raise InputError("lr", f"expected a finite number, got {lr!r}")
     run = _Run(spec, engine, params, x, 1.0 if y is None else y, seed)
 
     nodes = run.forward()
@@ -281,11 +302,15 @@ def work(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4=None, b
     values = {k: _numbers(nodes[k]) for k in FORWARD}
     grads = _grads(nodes)
     loss = values["loss"]
-    update = {"lr": LEARNING_RATE, "loss": loss,
-              "descent": run.loss(_stepped(params, grads, -LEARNING_RATE)),
-              "ascent": run.loss(_stepped(params, grads, +LEARNING_RATE))}
-    result = Worked(model, engine, run.label, x, params, values, grads,
-                    _pool_winners(engine, values["a1"], nodes["pool"]), update, [], seed, nodes["loss"])
+    update = {"lr": lr, "loss": loss,
+              "descent": run.loss(_stepped(params, grads, -lr)),
+              "ascent": run.loss(_stepped(params, grads, +lr))}
+    net = spec.model("tensor", seed or 0)
+    net.load_state_dict({key: np.reshape(params[k], np.shape(net.state_dict()[key])) for k, key in PARAMS.items()})
+    solution = work_network(net, x[None], [run.label], "BCELoss", lr, engine, spec.title)
+    winners = [w[-2:] for w in solution.layers[2].winners]
+    result = Worked(model, engine, run.label, x, params, values, grads, winners, update, [], seed, nodes["loss"],
+                    solution)
     result.errata = (_errata_cnn10 if model == "cnn10" else _errata_square15)(result, run)
     return result
 
