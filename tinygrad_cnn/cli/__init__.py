@@ -11,7 +11,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("worked", "graph", "train")
+COMMANDS = ("worked", "check", "graph", "train")
 
 
 class UsageError(Exception):

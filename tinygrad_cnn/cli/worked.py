@@ -28,6 +28,9 @@ def register(subparsers):
                         "detector; or a model file (any small network: see the README)")
     p.add_argument("--dump-model", metavar="PATH", help="write the built-in --model as a model file to PATH "
                                                         "(a template to edit) and stop")
+    p.add_argument("--mistake", metavar="NAME", choices=tuple(W.mistakes.CATALOGUE),
+                   help="make this mistake of the catalogue on purpose, marked where it acts (a teacher's "
+                        "demonstration): " + ", ".join(W.mistakes.CATALOGUE))
     p.add_argument("--lr", metavar="N", help="the learning rate of the one step shown (default 0.01; a model "
                                              "file's own lr otherwise)")
     p.add_argument("--engine", choices=nn.ENGINES, default="value",
@@ -110,7 +113,7 @@ def _check_output(path, option):
 
 def run(args):
     lr = _lr(args.lr)
-    if args.model not in W.MODELS:
+    if args.model not in W.MODELS or args.mistake:
         return _run_model_file(args, lr)
     if args.dump_model:
         _check_output(args.dump_model, "--dump-model")
@@ -145,20 +148,28 @@ def run(args):
 def _run_model_file(args, lr):
     """``worked --model FILE.json``: any small network."""
     given = [f"--{k.replace('_', '-')}" for k in BUILTIN_ONLY if getattr(args, k) is not None]
-    if given:
+    builtin = args.model in W.MODELS
+    if given and not builtin:
         raise cli.UsageError(f"{', '.join(given)}: only for the built-ins (cnn10, square15); a model file holds its "
                              f"own input, parameters and target")
     if args.dump_model:
         raise cli.UsageError("--dump-model: writes a built-in (--model cnn10 or square15); a model file is one already")
-    if not os.path.exists(args.model) and not args.model.endswith(".json"):
+    if given:
+        raise cli.UsageError(f"{', '.join(given)}: not with --mistake (it works the built-in's own numbers)")
+    if not builtin and not os.path.exists(args.model) and not args.model.endswith(".json"):
         raise cli.UsageError(f"--model: expected cnn10, square15 or a model file (.json), got {args.model!r}")
     if args.svg:
         _check_svg(args.svg)
     try:
-        f = modelfile.load(args.model)
+        if builtin:
+            net, x, target = W.spec_model(args.model)
+            f = modelfile.ModelFile(W.MODELS[args.model].title, net, None, {}, x, [target], {"type": "BCELoss"},
+                                    W.LEARNING_RATE)
+        else:
+            f = modelfile.load(args.model)
         if lr is not None:
             f.lr = lr
-        solution = f.work(args.engine)
+        solution = f.work(args.engine, (args.mistake,) if args.mistake else ())
     except (modelfile.ModelFileError, W.NetworkError) as e:
         raise cli.UsageError(f"--model: {e}") from None
     if args.json:

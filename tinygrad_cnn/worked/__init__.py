@@ -22,6 +22,7 @@ from ..exact import EXACT
 from ..models import square_detector15, tiny_cnn10
 from ..nn import ENGINES, make_parameter
 from ..nn import functional as F
+from . import mistakes  # noqa: F401 (the catalogue: worked.mistakes.CATALOGUE)
 from .network import LAYERS, LOSSES, NetworkError, Solution, work_network  # noqa: F401 (re-exported)
 
 # The input image of the worked example (course material 000); its label is 1.
@@ -239,6 +240,19 @@ def class1_image(seed=0, size=6):
 
 
 # --- the main entry ---------------------------------------------------------------------------------
+def builtin_json(solution):
+    """A built-in's ``worked --json`` object (z1 ... loss, grad) from the Solution of its network, with
+    the keys of any network's solution."""
+    layers, params = solution.layers, solution.params
+    out = solution.to_json()
+    out.update({key: _plain(_squeeze(layers[i].output)) for i, key in enumerate(FORWARD[:-1])})
+    out["loss"] = solution.loss
+    grads = {key: layers[i].grad_output for i, key in ((4, "z4"), (3, "a3"), (2, "a2"), (1, "a1"), (0, "z1"))}
+    grads.update({k: params[key]["grad"] for k, key in PARAMS.items()})
+    out["grad"] = {key: _plain(_squeeze(grads[key])) for key in JSON_GRADS}
+    return out
+
+
 def spec_model(model, seed=None):
     """A built-in as a network: (nn.Sequential of float64 Tensors, x (C, H, W), target) for
     ``work_network``, the model file of ``worked --dump-model``."""

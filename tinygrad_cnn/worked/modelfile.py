@@ -37,11 +37,11 @@ class ModelFile:
     loss: dict
     lr: float
 
-    def work(self, engine="value"):
-        """The worked solution of this file (see ``network.work_network``)."""
+    def work(self, engine="value", mistakes=()):
+        """The worked solution of this file (see ``network.work_network``), with ``mistakes`` made."""
         from .network import work_network
         return work_network(self.model, self.x, self.target, self.loss, self.lr, engine, self.title, self.names,
-                            self.state)
+                            self.state, mistakes)
 
 
 def _exact_array(value, where):

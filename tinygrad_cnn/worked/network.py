@@ -73,6 +73,7 @@ class Solution:
     mistake: str = None
     root: object = field(default=None, repr=False)       # the loss node, for pictures
     network: object = field(default=None, repr=False)    # the exact copy of the model that was worked
+    marks: dict = field(default_factory=dict)  # with a mistake made: where it acts ("loss", a layer index, "step")
 
     def to_json(self):
         """The contract's object: input, target, layers (index, type, output, grad_output), loss,
@@ -247,9 +248,9 @@ def _where(index):
     return f"[{','.join(map(str, index))}]"
 
 
-def _pool_winners(module, x):
-    """For each output of a max-pool on the exact input ``x``: the input index of the first largest
-    entry of its window (row-major), and kink lines for the windows where the largest is tied."""
+def pool_ties(module, x):
+    """For each output of a max-pool on the exact input ``x`` (row-major): (output index, the input
+    indices of its window's largest entries, the first in row-major order first, the largest)."""
     windows, geometry = F._pool("max_pool2d", nn.Tensor(np.zeros(x.shape)), module.kernel_size, module.stride,
                                 module.padding, module.dilation, module.ceil_mode, -np.inf)
     pads, kernel, stride, dilation = geometry
@@ -258,18 +259,21 @@ def _pool_winners(module, x):
     plane = np.pad(np.arange(h * w).reshape(h, w), pads, constant_values=-1)
     where = np.lib.stride_tricks.sliding_window_view(plane, tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation)))
     where = where[::stride[0], ::stride[1], ::dilation[0], ::dilation[1]][:windows.shape[-4], :windows.shape[-3]]
-    winners, kinks = [], []
+    out = []
     for index in np.ndindex(windows.shape[:-2]):
         cells = [int(c) for c in where[index[lead:]].ravel() if c >= 0]
         entries = [x[index[:lead] + divmod(c, w)] for c in cells]
         top = max(entries)
-        first = cells[entries.index(top)]
-        winners.append(index[:lead] + divmod(first, w))
-        tied = [divmod(c, w) for c, e in zip(cells, entries) if e == top]
-        if len(tied) > 1:
-            kinks.append(f"kink: a tie for the max of the window of output {_where(index)}: {_text(top)} at "
-                         f"{', '.join(_where(index[:lead] + t) for t in tied)}")
-    return winners, kinks + [f"  at each tie {KINKS['MaxPool2d']}"] * bool(kinks)
+        out.append((index, [index[:lead] + divmod(c, w) for c, e in zip(cells, entries) if e == top], top))
+    return out
+
+
+def _pool_winners(module, x):
+    """The input index of each max-pool output's maximum, and kink lines for the tied windows."""
+    ties = pool_ties(module, x)
+    kinks = [f"kink: a tie for the max of the window of output {_where(index)}: {_text(top)} at "
+             f"{', '.join(map(_where, tied))}" for index, tied, top in ties if len(tied) > 1]
+    return [tied[0] for _, tied, _ in ties], kinks + [f"  at each tie {KINKS['MaxPool2d']}"] * bool(kinks)
 
 
 def _text(v):
@@ -277,12 +281,14 @@ def _text(v):
     return str(int(v)) if v == int(v) and abs(v) < 1e15 else f"{round(v, 6) + 0.0:.6f}"
 
 
-def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", title=None, names=None, state=None):
+def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", title=None, names=None, state=None,
+                 mistakes=()):
     """Work ``model`` (an nn.Sequential of LAYERS) on ``x`` ((C, H, W), or a batch (N, C, H, W); (C, L)
     for Conv1d nets) with ``loss`` (a name of LOSSES, or {"type": name, **options}) against
     ``target``: every layer's output and gradient, the parameters' gradients and one SGD step of
     ``lr``, on ``engine``, exact at every kink. ``names``: a label per layer (default ``Conv2d #0``,
-    ...); ``state``: exact numbers (Fractions) for state_dict keys. Returns a ``Solution``."""
+    ...); ``state``: exact numbers (Fractions) for state_dict keys; ``mistakes``: names of the
+    catalogue (``mistakes.CATALOGUE``) to make on purpose. Returns a ``Solution``."""
     if engine not in nn.ENGINES:
         raise NetworkError("engine", f"expected one of {', '.join(nn.ENGINES)}, got {engine!r}")
     _check_model(model)
@@ -297,8 +303,18 @@ def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", titl
     target = _target(loss_type, target, out_shape)
 
     net = exact_copy(model, engine, state)
+    if mistakes:
+        from . import mistakes as M
+        M.check_names(mistakes)
+        M.prepare(net, mistakes)
     leaf, nodes, loss_node = forward(net, engine, x, names, loss_module, target)
-    loss_node.backward()
+    if mistakes:
+        loss_value, grad_outputs, grad_input, param_grads, marks = M.backward(
+            net, engine, leaf, nodes, loss_node, loss_module, target, loss_options, mistakes)
+    else:
+        loss_node.backward()
+        loss_value, grad_outputs, grad_input = float(loss_node.numbers()), [o.grads() for _, o in nodes], leaf.grads()
+        param_grads, marks = {k: p.grads() for k, p in net.named_parameters()}, {}
     layers = []
     for i, ((h, out), module, name) in enumerate(zip(nodes, net, names)):
         kind = _layer_type(module)
@@ -308,15 +324,17 @@ def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", titl
             kinks = _relu_kinks(kind, exact_in)
         elif kind == "MaxPool2d":
             winners, kinks = _pool_winners(module, exact_in)
-        layers.append(Layer(i, name, kind, module, _floats(h.numbers()), _floats(out.numbers()), _floats(out.grads()),
-                            kinks, winners))
+        layers.append(Layer(i, name, kind, module, _floats(h.numbers()), _floats(out.numbers()),
+                            _floats(grad_outputs[i]), kinks, winners))
     params = {}
+    step = lr if "gradient-ascent" in mistakes else -lr
     for key, p in net.named_parameters():
-        value, grad = _floats(p.numbers()), _floats(p.grads())
-        params[key] = {"value": value, "grad": grad, "after_step": value - lr * grad + 0.0}
+        value, grad = _floats(p.numbers()), _floats(param_grads[key])
+        params[key] = {"value": value, "grad": grad, "after_step": value + step * grad + 0.0}
     after = _loss_after(model, {k: p["after_step"] for k, p in params.items()}, x, loss_module, target)
     return Solution(title or "a network", engine, _floats(x), target, loss_type, loss_options, layers,
-                    float(loss_node.numbers()) + 0.0, _floats(leaf.grads()), params, float(lr), after, None, loss_node, net)
+                    float(loss_value) + 0.0, _floats(grad_input), params, float(lr), after,
+                    " + ".join(mistakes) or None, loss_node, net, marks)
 
 
 def _loss_after(model, state, x, loss_module, target):

@@ -184,7 +184,7 @@ def report(solution):
     formula, grad, reduction = _loss_words(s)
     out += ["", f"Loss: {s.loss_type} ({', '.join(f'{k}={v!r}' for k, v in s.loss_options.items()) or 'mean'})",
             f"  target {_shape(s.target)}: " + (" ".join(number(v) for v in np.ravel(s.target))),
-            f"  {formula}", f"  L = {number(s.loss)}"]
+            f"  {formula}", f"  L = {number(s.loss)}"] + _mark(s, "loss")
     out += ["", "BACKWARD PASS (the chain rule, from the loss back to the input)"]
     last = s.layers[-1]
     out += [f"dL/d(output of {last.name}) {_shape(last.grad_output)}, from the loss: {grad}"]
@@ -193,7 +193,7 @@ def report(solution):
         backward_words = FORMULAS[layer.type][1]
         target = f"output of {below.name}" if below is not None else "x, the input"
         grad_in = below.grad_output if below is not None else s.grad_input
-        out += ["", f"{layer.name}: {backward_words}"]
+        out += ["", f"{layer.name}: {backward_words}"] + _mark(s, layer.index)
         for key in keys.get(layer.index, ()):
             g = s.params[key]["grad"]
             summed = " (summed over every position it touched" + (
@@ -201,11 +201,15 @@ def report(solution):
             mean = "; the loss's mean over the batch is already in dL/dout" if batched and reduction == "mean" else ""
             out += [f"  dL/d{key.split('.', 1)[1]} {_shape(g)}{summed}{mean}:"] + arrays(g, ["out channel", "in channel"])
         out += [f"  dL/d({target}) {_shape(grad_in)}:"] + arrays(grad_in, _dims(grad_in.ndim, batched))
-    out += ["", f"ONE STEP OF GRADIENT DESCENT, p <- p - lr * dL/dp, lr = {s.lr:g}:"]
+    out += ["", f"ONE STEP OF GRADIENT DESCENT, p <- p - lr * dL/dp, lr = {s.lr:g}:"] + _mark(s, "step")
     for key, p in s.params.items():
         out += [f"  {key} {_shape(p['after_step'])}:"] + arrays(p["after_step"], ["out channel", "in channel"])
     out.append(f"L = {number(s.loss)} -> {number(s.loss_after_step)} on this input")
     return [w for line in out for w in wrap(line)]
+
+
+def _mark(s, place):
+    return [f"  !!! the mistake made here: {s.marks[place]}"] if place in s.marks else []
 
 
 def _batched(s):

@@ -1,0 +1,162 @@
+"""Checking a student's answers: which numbers are right, the first wrong one, and why.
+
+The answers are any of the quantities of ``worked --json`` (same keys), the decimals the student
+wrote. A number is right when it agrees with the engine's at those decimals (0.57 for 0.570342).
+Each mistake of the catalogue is replayed on the engine; it explains a wrong quantity when its
+numbers are the student's at the student's decimals.
+"""
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from . import mistakes as M
+from .network import work_network
+
+
+class AnswersError(ValueError):
+    """Answers that cannot be checked (not JSON, unknown keys, wrong shapes)."""
+
+
+@dataclass
+class Report:
+    quantities: dict   # key -> {"given", "expected", "right"}
+    first_wrong: str
+    diagnoses: list    # {"mistake", "explains", "text"}
+
+    @property
+    def all_right(self):
+        return self.first_wrong is None
+
+    def to_json(self):
+        return {"all_right": self.all_right, "first_wrong": self.first_wrong, "diagnoses": self.diagnoses,
+                "quantities": self.quantities}
+
+
+_LABELS = ("index", "type", "name")  # a layer's labels in worked --json: not quantities
+
+
+def flatten(obj, prefix=""):
+    """{dotted key: leaf} for the quantities of a worked --json object (lists of layers indexed)."""
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k not in _LABELS:
+                out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(obj, list) and obj and isinstance(obj[0], dict):
+        for i, v in enumerate(obj):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = obj
+    return out
+
+
+def working_order(keys):
+    """The keys in the order a person works them: forward values, the loss, then the gradients from
+    the loss back, then the step."""
+    def rank(key):
+        parts = key.split(".")
+        if parts[0] == "layers":
+            i = int(parts[1])
+            return (0, i) if parts[2] == "output" else (2, -i)
+        if parts[0] == "loss":
+            return (1, 0)
+        if parts[0] == "grad_input" or parts[0] == "grad":
+            return (3, 0)
+        if parts[0] == "params":
+            return (4 if parts[-1] == "grad" else 5, 0)
+        return (0, 0) if parts[0] in ("input", "target") else (0, 1)
+    return sorted(keys, key=rank)
+
+
+def _decimals(d):
+    return max(0, -d.as_tuple().exponent) if isinstance(d, Decimal) else 0
+
+
+def _agrees(given, expected):
+    """Whether the student's numbers (Decimals/ints, nested) agree with ``expected`` at their decimals."""
+    g, e = np.array(given, dtype=object), np.asarray(expected, dtype=np.float64)
+    if g.shape != e.shape:
+        return False
+    for a, b in zip(g.flat, e.flat):
+        if isinstance(a, (list, dict)) or a is None or isinstance(a, bool):
+            return False
+        if abs(float(a) - b) > 0.5 * 10.0 ** -_decimals(a) + 1e-9:
+            return False
+    return True
+
+
+def _plain(value):
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, state=None, keys_of=None):
+    """Check ``answers`` (a dict as ``worked --json``, numbers as Decimals) against the worked solution of
+    the network; ``keys_of(solution)`` gives the JSON object (default ``solution.to_json()``)."""
+    keys_of = keys_of or (lambda s: s.to_json())
+    solve = lambda mistakes=(): keys_of(work_network(model, x, target, loss, lr, engine, None, names, state,  # noqa: E731
+                                                     mistakes))
+    expected = flatten(solve())
+    given = flatten(answers)
+    unknown = [k for k in given if k not in expected]
+    if unknown:
+        raise AnswersError(f"unknown quantit{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (the keys are "
+                           f"those of worked --json: {', '.join(list(expected)[:12])}, ...)")
+    quantities = {}
+    for key in working_order(given):
+        if np.shape(np.array(given[key], dtype=object)) != np.shape(expected[key]):
+            raise AnswersError(f"{key}: expected shape {np.shape(expected[key])}, got "
+                               f"{np.shape(np.array(given[key], dtype=object))}")
+        quantities[key] = {"given": _plain(given[key]), "expected": expected[key],
+                           "right": _agrees(given[key], expected[key])}
+    wrong = [k for k, q in quantities.items() if not q["right"]]
+    diagnoses = []
+    if wrong:
+        batch = np.shape(x)[0] if np.ndim(x) > M._unbatched_ndim(model[0]) else 1
+        explained = {}
+        for name in M.CATALOGUE:
+            if not M.applies(name, model, batch):
+                continue
+            replay = flatten(solve((name,)))
+            hits = [k for k in wrong if _agrees(given[k], replay[k])]
+            if hits:
+                explained[name] = hits
+        if len(explained) > 1:  # several mistakes at once: the replay of all of them together
+            together = tuple(explained)
+            replay = flatten(solve(together))
+            hits = [k for k in wrong if _agrees(given[k], replay[k])]
+            if len(hits) > max(map(len, explained.values())):
+                explained = {" + ".join(together): hits, **explained}
+        for name, hits in sorted(explained.items(), key=lambda kv: (wrong[0] not in kv[1], -len(kv[1]))):
+            text = "; ".join(M.CATALOGUE[n].text for n in name.split(" + "))
+            diagnoses.append({"mistake": name, "explains": hits, "text": text})
+    return Report(quantities, wrong[0] if wrong else None, diagnoses)
+
+
+def loads(text, source="answers"):
+    try:
+        obj = json.loads(text, parse_float=Decimal)
+    except ValueError as e:
+        raise AnswersError(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise AnswersError(f"{source}: expected a JSON object with quantities of worked --json")
+    return obj
+
+
+def lines(report):
+    """The report as text: each quantity right or wrong, the first wrong one, the diagnoses."""
+    out = []
+    for key, q in report.quantities.items():
+        out.append(f"{'right' if q['right'] else 'WRONG'}  {key} = {json.dumps(q['given'])}"
+                   + ("" if q["right"] else f"   (the engine's: {json.dumps(np.round(q['expected'], 6).tolist())})"))
+    if report.all_right:
+        return out + ["", "All right."]
+    out += ["", f"The first wrong quantity, in working order: {report.first_wrong}"]
+    if not report.diagnoses:
+        out.append("No mistake of the catalogue reproduces these numbers.")
+    for d in report.diagnoses:
+        out.append(f"Diagnosis: {d['mistake']}: {d['text']}. It reproduces {', '.join(d['explains'])}.")
+    return out
