@@ -75,7 +75,7 @@ class Value(Node):
 
     def __repr__(self):
         name = f", name={self.name!r}" if self.name else ""
-        return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{name})"
+        return f"Value(data={float(self.data):.6g}, grad={self.grad:.6g}{name})"
 
     # --- the ops: forward value and local derivatives side by side ----------------------------
     def __add__(self, other):
@@ -115,7 +115,9 @@ class Value(Node):
 
     def relu(self):
         x = self.data
-        return _op(0.0, (self,), "relu", (0.0,)) if x <= 0 else _op(x, (self,), "relu", (1.0,))
+        if x <= 0:  # an exact zero for exact data
+            return _op(0.0 if type(x) is float else _ZERO, (self,), "relu", (0.0,))
+        return _op(x, (self,), "relu", (1.0,))
 
     def leaky_relu(self, negative_slope=0.01):
         slope = _number(negative_slope, "negative_slope")
@@ -208,6 +210,7 @@ def _pow(x, k):
 
 
 _new = object.__new__
+_ZERO = Fraction(0)
 
 
 def _op(data, parents, op, local):

@@ -26,8 +26,9 @@ def rational(x):
         return Fraction(x) if not isinstance(x, Decimal) or x.is_finite() else float(x)
     if isinstance(x, str):
         return rational(Decimal(x))
-    x = float(x)
-    return Fraction(repr(x)) if math.isfinite(x) else x
+    if not math.isfinite(x):
+        return float(x)
+    return Fraction(str(x) if isinstance(x, np.floating) else repr(float(x)))  # numpy's str: its own shortest
 
 
 _rationals = np.frompyfunc(rational, 1, 1)

@@ -154,8 +154,8 @@ class Tensor(Composed, Node):
         return self.data
 
     def numbers(self):
-        """The numbers (the data array itself), as ``ValueArray.numbers()`` gives a Value array's."""
-        return self.data
+        """The numbers (the data array itself; exact data as float64), as ``ValueArray.numbers()``."""
+        return self.data if self.data.dtype != object else self.data.astype(np.float64)
 
     def grads(self):
         """The gradient as an array (zeros before any backward reaches this tensor)."""
@@ -166,7 +166,7 @@ class Tensor(Composed, Node):
 
     def copy_(self, array):
         """Overwrite the numbers in place (dtype and graph identity kept), as torch's ``copy_``."""
-        self.data[...] = array
+        self.data[...] = rationals(array) if self.data.dtype == object else array
         return self
 
     def detach(self):

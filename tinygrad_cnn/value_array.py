@@ -42,8 +42,10 @@ class ValueArray(Composed, np.ndarray):
 
     def copy_(self, array):
         """Overwrite the Values' ``.data`` in place with the numbers of ``array`` (same shape)."""
-        for v, x in zip(self.flat, np.broadcast_to(np.asarray(array, dtype=np.float64), self.shape).flat):
-            v.data = float(x)
+        numbers = np.broadcast_to(np.asarray(array, dtype=np.float64), self.shape)
+        exact = self.is_exact()
+        for v, x in zip(self.flat, (rationals(numbers) if exact else numbers).flat):
+            v.data = x if exact else float(x)
         return self
 
     def backward(self, grad=None):
