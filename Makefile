@@ -5,25 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TINYGRAD_CNN_PROFILE ?= ci
 
-.PHONY: demo test parity dot clean mutate
+.PHONY: demo test parity dot chromium clean mutate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress]'
+	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,browser]'
 	touch $@
 
 $(BIN)/.parity: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,parity]'
+	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,browser,parity]'
 	touch $@
 
 dot:
 	@./scripts/ensure-dot.sh
 
+chromium:
+	@./scripts/ensure-chromium.sh
+
 demo: $(BIN)/.installed dot
 	$(BIN)/tinygrad-cnn worked --svg $(CURDIR)/graph.svg
 
-test: $(BIN)/.installed dot
+test: $(BIN)/.installed dot chromium
 	$(BIN)/python -m pytest -q -m "not parity"
 
 parity: $(BIN)/.parity dot

@@ -1,5 +1,6 @@
 """Every script in examples/ runs, and prints the numbers it promises (checked here independently)."""
 import ast
+import json
 import math
 import re
 import subprocess
@@ -149,6 +150,163 @@ def check_material_training(out):
     noise, squares_, loss, accuracy = rows["descent"]
     assert loss < math.log(2) and squares_ > noise                              # descent learns
     assert out.count("after ") == 4
+
+
+
+def model_file(name):
+    """A model file's JSON as plain numpy arrays (read here, not by the library's parser)."""
+    spec = json.loads((EXAMPLES / "models" / name).read_text())
+    layers = [{k: np.array(v, dtype=np.float64) if k in ("weight", "bias") else v for k, v in layer.items()}
+              for layer in spec["layers"]]
+    return spec, np.array(spec["input"], dtype=np.float64), layers
+
+
+def close(printed, want):
+    """A number or array printed at 6 decimals agrees with ``want``."""
+    printed, want = np.asarray(printed, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    return printed.shape == want.shape and np.allclose(printed, want, rtol=0, atol=1.5e-6)
+
+
+def softmax_rows(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@checks("notes_001_bias_gradient.py")
+def check_notes_001(out):
+    got = assignments(out)
+    spec, x, (l0, _, l2) = model_file("notes_001_dense.json")
+    label, lr = spec["target"][0], spec["lr"]
+
+    def forward(W1, b1, W2, b2):
+        a1 = 1 / (1 + np.exp(-(x @ W1.T + b1)))
+        z2 = a1 @ W2.T + b2
+        return a1, z2, -np.log(softmax_rows(z2)[0, label])
+
+    params = [l0["weight"], l0["bias"], l2["weight"], l2["bias"]]
+    a1, z2, loss = forward(*params)
+    dz2 = softmax_rows(z2) - np.eye(3)[[label]]           # one input: the mean is over one
+    dz1 = (dz2 @ l2["weight"]) * a1 * (1 - a1)
+    grads = [dz1.T @ x, dz1.sum(axis=0), dz2.T @ a1, dz2.sum(axis=0)]
+    # the note: dL/db^l = dL/dz^l times the activations into the layer, each bias entry its row of dL/dW summed
+    notes = [grads[0], (dz1.T * x.sum(axis=1)).sum(axis=1), grads[2], (dz2.T * a1.sum(axis=1)).sum(axis=1)]
+    assert close(got["x"], x) and close(got["Sigmoid #1 output"], a1) and close(got["loss"], loss)
+    assert close(got["Linear #2 output"], z2) and close(got["softmax(logits)"], softmax_rows(z2))
+    for name, a, dz, right, note, dW in (("Linear #0", x, dz1, grads[1], notes[1], grads[0]),
+                                         ("Linear #2", a1, dz2, grads[3], notes[3], grads[2])):
+        assert close(got[f"{name} input"], a) and close(got[f"{name} sum of its input"], a.sum())
+        assert close(got[f"{name} dL/dz"], dz) and close(got[f"{name} dL/dW"], dW)
+        assert close(got[f"{name} right dL/db"], right) and close(got[f"{name} note's dL/db"], note)
+        assert close(got[f"{name} note's / right"], np.full(right.shape, a.sum()))
+        assert f"{name} the note's dL/dW is the same: True" in out
+    assert got["Linear #0 sum of its input"] < 0 and np.all(np.sign(notes[1]) == -np.sign(grads[1]))
+    for key, i in (("0.bias", 1), ("2.bias", 3)):
+        assert close(got[f"right b after the step ({key})"], params[i] - lr * grads[i])
+        assert close(got[f"note's b after the step ({key})"], params[i] - lr * notes[i])
+    stepped = [p - lr * g for p, g in zip(params, grads)]
+    note_stepped = [p - lr * g for p, g in zip(params, notes)]
+    assert close(got["loss after one step, right"], forward(*stepped)[2])
+    assert close(got["loss after one step, note's"], forward(*note_stepped)[2])
+    assert forward(*stepped)[2] < forward(*note_stepped)[2] < loss
+
+
+def conv_net(x, layers, target, pool_to_all_ties=False, mean=True):
+    """Conv2d (one input channel, stride 1), ReLU, 2x2 max-pool, Flatten, Linear and cross-entropy, forward
+    and backward with loops. The pool's gradient goes to the first largest of each window, or with
+    ``pool_to_all_ties`` to every entry np.isclose to the max (note 002's mask)."""
+    conv, _, _, _, fc = layers
+    w, b = conv["weight"], conv["bias"]
+    N, _, H, W_ = x.shape
+    K, k = w.shape[0], w.shape[-1]
+    h, w_ = H - k + 1, W_ - k + 1
+    z = np.zeros((N, K, h, w_))
+    for n, c, i, j in np.ndindex(z.shape):
+        z[n, c, i, j] = np.sum(x[n, 0, i:i + k, j:j + k] * w[c, 0]) + b[c]
+    a = np.maximum(z, 0)
+    pooled, routes = np.zeros((N, K, h // 2, w_ // 2)), {}
+    for n, c, I, J in np.ndindex(pooled.shape):
+        cells = [(2 * I + r, 2 * J + s) for r in range(2) for s in range(2)]   # row-major
+        top = max(a[n, c][cell] for cell in cells)
+        pooled[n, c, I, J] = top
+        tied = [cell for cell in cells if np.isclose(a[n, c][cell], top)]
+        routes[n, c, I, J] = tied if pool_to_all_ties else [next(cell for cell in cells if a[n, c][cell] == top)]
+    flat = pooled.reshape(N, -1)
+    logits = flat @ fc["weight"].T + fc["bias"]
+    p = softmax_rows(logits)
+    scale = 1 / N if mean else 1
+    loss = -np.mean(np.log(p[np.arange(N), target]))
+    dlogits = (p - np.eye(p.shape[1])[target]) * scale
+    dflat = dlogits @ fc["weight"]
+    dpooled = dflat.reshape(pooled.shape)
+    da = np.zeros(a.shape)
+    for (n, c, I, J), cells in routes.items():
+        for cell in cells:
+            da[(n, c) + cell] += dpooled[n, c, I, J]
+    dz = da * (z > 0)
+    dw, dx = np.zeros(w.shape), np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(z.shape):
+        dw[c, 0] += dz[n, c, i, j] * x[n, 0, i:i + k, j:j + k]
+        dx[n, 0, i:i + k, j:j + k] += dz[n, c, i, j] * w[c, 0]
+    grads = {"0.weight": dw, "0.bias": dz.sum(axis=(0, 2, 3)), "4.weight": dlogits.T @ flat,
+             "4.bias": dlogits.sum(axis=0)}
+    return {"a": a, "pooled": pooled, "logits": logits, "p": p, "loss": loss, "grads": grads,
+            "outs": [dz, da, dpooled, dflat, dlogits], "dx": dx}
+
+
+def images(got, name):
+    return np.array([got[f"{name}, image {n}"] for n in range(2)])
+
+
+@checks("notes_002_pooling.py")
+def check_notes_002(out):
+    head, part_a, part_b, part_c = re.split(r"^\((?:a|b|c)\) ", out, flags=re.MULTILINE)
+    got = assignments(head + part_a)
+    spec, x, layers = model_file("notes_002_pooling.json")
+    target = np.array(spec["target"])
+    right = conv_net(x, layers, target)
+    ties = conv_net(x, layers, target, pool_to_all_ties=True)
+    summed = conv_net(x, layers, target, mean=False)
+    assert close(got["loss"], right["loss"])
+    # (a) the windows do tie, and the note's mask gives every tied entry the window's gradient
+    assert close(images(got, "pool input (the ReLU's output)"), right["a"])
+    assert close(images(got, "dL/d(pool output)"), right["outs"][2])
+    assert close(images(got, "right dL/d(pool input)"), right["outs"][1])
+    assert close(images(got, "note's dL/d(pool input)"), ties["outs"][1])
+    assert part_a.count("a tie for the max of the window") == 5 and not close(ties["outs"][1], right["outs"][1])
+    assert "the note's own mask and backward on the NHWC layout give the same: True" in part_a
+    for key in ("0.weight", "0.bias"):
+        assert close(got[f"right dL/d({key})"], right["grads"][key])
+        assert close(got[f"note's dL/d({key})"], ties["grads"][key])
+    assert "[[1, 1.000001], [0.5, 0]] = [[1, 1], [0, 0]]" in part_a
+    # (b) average pooling over the (N, H/2, 2, W/2, 2, C) view, with loops over the NHWC array
+    got = assignments(part_b)
+    nhwc = np.array(got["x (NHWC), as x.transpose(0, 3, 1, 2), channel by channel"]).transpose(0, 2, 3, 1)
+    N, H, W_, C = nhwc.shape
+    window, notes = np.zeros((N, H // 2, W_ // 2, C)), np.zeros((N, H // 2, 2, 2))
+    for n, i, j, c in np.ndindex(window.shape):
+        window[n, i, j, c] = np.mean([nhwc[n, 2 * i + r, 2 * j + s, c] for r in range(2) for s in range(2)])
+    for n, i, r, s in np.ndindex(notes.shape):
+        notes[n, i, r, s] = np.mean([nhwc[n, 2 * i + r, 2 * j + s, c] for j in range(W_ // 2) for c in range(C)])
+    assert close(got["right"], window) and close(got["avg_pool2d"], window) and close(got["note's"], notes)
+    assert f"shape {notes.shape}" in part_b and f"shape {window.shape}" in part_b and notes.shape != window.shape
+    for claim in ("right equals avg_pool2d", "note's equals the mean over the W/2 axis and the channels",
+                  "equals max_pool2d"):
+        assert re.search(re.escape(claim) + r".*: True$", part_b, re.MULTILINE)
+    # (c) the batch mean: the note's activation gradients are those of the sum, its parameter gradients the mean's
+    got = assignments(part_c)
+    assert close(got["softmax(logits)"], right["p"])
+    assert close(got["right dL/d(logits), (y_pred - y) / m"], right["outs"][4])
+    assert close(got["note's dZ, y_pred - y"], right["p"] - np.eye(2)[target])
+    for name, want, note in zip(("Conv2d #0", "ReLU #1", "MaxPool2d #2", "Flatten #3", "Linear #4"), right["outs"],
+                                summed["outs"]):
+        nonzero = want != 0
+        assert np.allclose(note[nonzero] / want[nonzero], 2)
+        assert f"{name}: note's / right = [2.0] (at its {nonzero.sum()} nonzero entries)" in part_c
+    assert close(images(got, "right dL/dx"), right["dx"]) and close(images(got, "note's dL/dx"), summed["dx"])
+    assert np.allclose(summed["dx"], 2 * right["dx"])
+    for key, want in right["grads"].items():
+        assert close(got[f"right dL/d({key})"], want) and close(got[f"note's dL/d({key})"], want)
+    assert close(got["missing-batch-mean alone, dL/d(0.bias) (no 1/m anywhere)"], summed["grads"]["0.bias"])
 
 
 def test_every_example_script_has_a_check():

@@ -161,8 +161,12 @@ class Value(Node):
         ``grad`` (a number, 1.0 by default) is d loss / d self, as Tensor.backward(grad) takes it."""
         self._backward(1.0 if grad is None else _number(grad, "grad"))
 
+    def _terms(self, g):
+        """The chain rule at this node: (parent, local derivative * g) for each parent, given g = d loss / d self."""
+        return [(parent, local * g) for parent, local in zip(self.parents, self._local)]
+
     def _push(self):
-        """The chain rule: each parent's pending gradient gets local derivative * this node's."""
+        """The chain rule: each parent's pending gradient gets local derivative * this node's (as _terms, inline)."""
         g = self._pending
         for parent, local in zip(self.parents, self._local):
             p = parent._pending

@@ -314,10 +314,11 @@ class Tensor(Composed, Node):
             raise ValueError(f"backward: gradient shape {grad.shape} does not match output shape {self.shape}")
         self._backward(grad)
 
-    def _push(self):
-        g = self._pending
+    def _terms(self, g):
+        """The chain rule at this node: (parent, d loss / d parent through this node) for each parent
+        that requires grad, given g = d loss / d self."""
         entry, saved = self._local
-        for parent, rule in zip(self.parents, entry[1:]):
+        for i, (parent, rule) in enumerate(zip(self.parents, entry[1:])):
             if parent.requires_grad:
                 d = rule(g, *saved)
                 if d.dtype == object:  # a float gradient times exact numbers: float64
@@ -326,9 +327,13 @@ class Tensor(Composed, Node):
                     if self.op in _BROADCASTING:  # the parent was broadcast in the forward pass
                         d = B.unbroadcast(d, parent.data.shape)
                     if d.shape != parent.data.shape:
-                        raise RuntimeError(f"backward of {self.op}: the gradient for input {self.parents.index(parent)} "
+                        raise RuntimeError(f"backward of {self.op}: the gradient for input {i} "
                                            f"has shape {d.shape} but the input has shape {parent.data.shape}")
-                parent._pending = d if parent._pending is None else parent._pending + d
+                yield parent, d
+
+    def _push(self):
+        for parent, d in self._terms(self._pending):
+            parent._pending = d if parent._pending is None else parent._pending + d
 
     def _accumulate(self):
         g, dtype = self._pending, self._grad_dtype()

@@ -1,11 +1,14 @@
 """``tinygrad-cnn check ANSWERS.json``: which of a student's numbers are right, the first wrong one,
 and the mistake of the catalogue that reproduces them."""
 import json
+import sys
 
 from .. import cli, nn
 from .. import worked as W
 from ..worked import check as C
 from ..worked import modelfile
+from ..worked.page import page
+from .worked import check_output, write_page
 
 
 def register(subparsers):
@@ -19,6 +22,8 @@ def register(subparsers):
                    help="the network the answers are for (default cnn10, the worked example)")
     p.add_argument("--engine", choices=nn.ENGINES, default="value", help="the engine that works the solution")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.add_argument("--html", metavar="PATH", help="also write the page of the solution with the student's numbers "
+                                                  "and the diagnoses beside the right ones")
     p.set_defaults(func=run)
 
 
@@ -32,6 +37,8 @@ def _network(model):
 
 
 def run(args):
+    if args.html:
+        check_output(args.html, "--html", ".html")
     try:
         with open(args.answers, encoding="utf-8") as f:
             answers = C.loads(f.read(), args.answers)
@@ -51,4 +58,6 @@ def run(args):
         print(json.dumps(report.to_json()))
     else:
         print("\n".join(C.lines(report)))
+    if args.html:
+        write_page(args.html, page(report.solution, report=report), sys.stderr if args.json else sys.stdout)
     return 0 if report.all_right else 1

@@ -1,5 +1,6 @@
 """``tinygrad-cnn worked``: every number of a small CNN's forward and backward pass, in the order a
 person works it, with the course material's mistakes shown where they happen."""
+import contextlib
 import io
 import json
 import math
@@ -11,7 +12,9 @@ import numpy as np
 from .. import cli, nn
 from .. import worked as W
 from ..files import DotNotFoundError, require_dot
+from ..files import atomic_write
 from ..worked import modelfile, text
+from ..worked.page import page
 from .train import check_plots
 
 ARRAY_HELP = "a JSON list, or the path of a .npy or text file"
@@ -38,6 +41,9 @@ def register(subparsers):
                         "is a node with its own .grad; tensor: numpy arrays (same numbers to 1e-12)")
     p.add_argument("--json", action="store_true", help="print one JSON object (values and gradients) instead")
     p.add_argument("--svg", metavar="PATH", help="also draw the computation graph to PATH (needs Graphviz's dot)")
+    p.add_argument("--html", metavar="PATH", help="also write the solution as one self-contained page to PATH: "
+                                                  "heatmaps, formulas, the graph and a step-through of the backward "
+                                                  "pass (opens with no network)")
     p.add_argument("--plots", metavar="DIR", help="also draw X, F, z1, a1, a2 and each gradient map as heatmaps "
                                                   "to DIR/forward.png and DIR/gradients.png (needs matplotlib)")
     p.add_argument("--x", metavar="ARRAY", help=f"the input image, n x n ({ARRAY_HELP})")
@@ -101,7 +107,10 @@ def _lr(text_):
     return lr
 
 
-def _check_output(path, option):
+def check_output(path, option, suffix=None):
+    """Refuse an output path that cannot be written (or has another suffix), before any work."""
+    if suffix and not path.endswith(suffix):
+        raise cli.UsageError(f"{option}: expected a path ending in {suffix}, got {path}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise cli.UsageError(f"{option}: expected a path in an existing folder, got {path} ({folder} does not exist)")
@@ -116,7 +125,7 @@ def run(args):
     if args.model not in W.MODELS or args.mistake:
         return _run_model_file(args, lr)
     if args.dump_model:
-        _check_output(args.dump_model, "--dump-model")
+        check_output(args.dump_model, "--dump-model", ".json")
         net, x, target = W.spec_model(args.model, _seed(args.seed))
         modelfile.dump(args.dump_model, modelfile.to_json(W.MODELS[args.model].title, net, x, target, "BCELoss", 0.01,
                                                           ["conv", "ReLU", "max-pool", "flatten", "linear", "sigmoid"]))
@@ -124,6 +133,8 @@ def run(args):
         return 0
     if args.svg:
         _check_svg(args.svg)
+    if args.html:
+        check_output(args.html, "--html", ".html")
     if args.plots:
         check_plots(args.plots)
     arrays = {k: None if getattr(args, k) is None else read_array(getattr(args, k), f"--{k}") for k in ("x", "kernel", "w4")}
@@ -138,6 +149,8 @@ def run(args):
         print("\n".join(report(result)))
     if args.svg:
         _draw(result, args.svg, sys.stderr if args.json else sys.stdout)
+    if args.html:
+        write_page(args.html, page(result.solution, errata=result.errata), sys.stderr if args.json else sys.stdout)
     if args.plots:
         from .. import plots
         written = plots.worked_figures(args.plots, result)
@@ -160,6 +173,8 @@ def _run_model_file(args, lr):
         raise cli.UsageError(f"--model: expected cnn10, square15 or a model file (.json), got {args.model!r}")
     if args.svg:
         _check_svg(args.svg)
+    if args.html:
+        check_output(args.html, "--html", ".html")
     try:
         if builtin:
             net, x, target = W.spec_model(args.model)
@@ -174,11 +189,16 @@ def _run_model_file(args, lr):
         raise cli.UsageError(f"--model: {e}") from None
     if args.json:
         print(json.dumps(solution.to_json()))
-    else:
+    elif not args.html:
         try:
             print("\n".join(text.report(solution)))
         except text.TooLarge as e:
             raise cli.UsageError(f"--model: {e}") from None
+    else:  # the text when it is not too large; the page in any case
+        with contextlib.suppress(text.TooLarge):
+            print("\n".join(text.report(solution)))
+    if args.html:
+        write_page(args.html, page(solution), sys.stderr if args.json else sys.stdout)
     if args.svg:
         from .graph import draw_solution
         try:
@@ -187,6 +207,15 @@ def _run_model_file(args, lr):
             raise cli.UsageError(f"--svg: cannot write {args.svg}: {e.strerror or e}") from None
         print(f"graph picture written to {args.svg}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def write_page(path, content, out):
+    try:
+        with atomic_write(path, "w") as f:
+            f.write(content)
+    except OSError as e:
+        raise cli.UsageError(f"--html: cannot write {path}: {e.strerror or e}") from None
+    print(f"page written to {path}", file=out)
 
 
 def _check_svg(path):

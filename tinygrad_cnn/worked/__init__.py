@@ -113,6 +113,11 @@ class Worked:
         out["grad"] = {key: _plain(self.grads[key]) for key in JSON_GRADS}
         return out
 
+    def _repr_html_(self):
+        """The worked example as one page, shown inline in a notebook."""
+        from .page import page
+        return page(self.solution, errata=self.errata, fragment=True)
+
     def errata_at(self, step):
         return [e for e in self.errata if e.step == step]
 
@@ -321,7 +326,7 @@ def work_builtin(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4
               "ascent": run.loss(_stepped(params, grads, +lr))}
     net = spec.model("tensor", seed or 0)
     net.load_state_dict({key: np.reshape(params[k], np.shape(net.state_dict()[key])) for k, key in PARAMS.items()})
-    solution = work_network(net, x[None], [run.label], "BCELoss", lr, engine, spec.title)
+    solution = work_network(net, x[None], [run.label], "BCELoss", lr, engine, spec.title, FORWARD[:-1])
     winners = [w[-2:] for w in solution.layers[2].winners]
     result = Worked(model, engine, run.label, x, params, values, grads, winners, update, [], seed, nodes["loss"],
                     solution)

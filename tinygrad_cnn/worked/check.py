@@ -24,6 +24,12 @@ class Report:
     quantities: dict   # key -> {"given", "expected", "right"}
     first_wrong: str
     diagnoses: list    # {"mistake", "explains", "text"}
+    solution: object = None  # the right solution
+
+    def _repr_html_(self):
+        """The check as one page (the student's numbers beside the right ones), inline in a notebook."""
+        from .page import page
+        return page(self.solution, report=self, fragment=True)
 
     @property
     def all_right(self):
@@ -55,14 +61,20 @@ def flatten(obj, prefix=""):
 def working_order(keys):
     """The keys in the order a person works them: forward values, the loss, then the gradients from
     the loss back, then the step."""
+    from . import FORWARD, GRADS  # the built-ins' keys, in working order
+
     def rank(key):
         parts = key.split(".")
+        if key in FORWARD[:-1]:
+            return (0, FORWARD.index(key))
+        if parts[0] == "grad" and len(parts) == 2 and parts[1] in GRADS:
+            return (2, GRADS.index(parts[1]))
         if parts[0] == "layers":
             i = int(parts[1])
             return (0, i) if parts[2] == "output" else (2, -i)
         if parts[0] == "loss":
             return (1, 0)
-        if parts[0] == "grad_input" or parts[0] == "grad":
+        if parts[0] == "grad_input":
             return (3, 0)
         if parts[0] == "params":
             return (4 if parts[-1] == "grad" else 5, 0)
@@ -99,7 +111,8 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
     keys_of = keys_of or (lambda s: s.to_json())
     solve = lambda mistakes=(): keys_of(work_network(model, x, target, loss, lr, engine, None, names, state,  # noqa: E731
                                                      mistakes))
-    expected = flatten(solve())
+    right = work_network(model, x, target, loss, lr, engine, None, names, state)
+    expected = flatten(keys_of(right))
     given = flatten(answers)
     unknown = [k for k in given if k not in expected]
     if unknown:
@@ -133,7 +146,7 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
         for name, hits in sorted(explained.items(), key=lambda kv: (wrong[0] not in kv[1], -len(kv[1]))):
             text = "; ".join(M.CATALOGUE[n].text for n in name.split(" + "))
             diagnoses.append({"mistake": name, "explains": hits, "text": text})
-    return Report(quantities, wrong[0] if wrong else None, diagnoses)
+    return Report(quantities, wrong[0] if wrong else None, diagnoses, right)
 
 
 def loads(text, source="answers"):

@@ -129,8 +129,11 @@ def parse(obj, source="model file"):
         raise ModelFileError(f"{source}: loss: expected one of {', '.join(LOSSES)} or an object with one as "
                              f"\"type\", got {json.dumps(loss, default=str)}")
     lr = obj.get("lr", 0.01)
-    if isinstance(lr, bool) or not isinstance(lr, (int, Decimal)):
-        raise ModelFileError(f"{source}: lr: expected a number, got {lr!r}")
+    try:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, Decimal, str)) or not Decimal(lr).is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        raise ModelFileError(f"{source}: lr: expected a number, got {lr!r}") from None
     title = obj.get("title", "a network from a model file")
     if not isinstance(title, str):
         raise ModelFileError(f"{source}: title: expected a string, got {title!r}")

@@ -16,6 +16,7 @@ from .. import nn
 from ..autograd import layer, no_grad
 from ..exact import EXACT, rationals
 from ..nn import functional as F
+from .text import number
 
 LAYERS = ("Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "Linear", "Flatten", "ReLU", "LeakyReLU",
           "Sigmoid", "Tanh", "Softmax", "LogSoftmax")
@@ -52,6 +53,7 @@ class Layer:
     grad_output: np.ndarray
     kinks: list
     winners: list = None
+    node: object = field(default=None, repr=False)  # the output's graph node (a Tensor or a Value array)
 
 
 @dataclass
@@ -74,6 +76,12 @@ class Solution:
     root: object = field(default=None, repr=False)       # the loss node, for pictures
     network: object = field(default=None, repr=False)    # the exact copy of the model that was worked
     marks: dict = field(default_factory=dict)  # with a mistake made: where it acts ("loss", a layer index, "step")
+    input_node: object = field(default=None, repr=False)
+
+    def _repr_html_(self):
+        """The solution as one page, shown inline in a notebook."""
+        from .page import page
+        return page(self, fragment=True)
 
     def to_json(self):
         """The contract's object: input, target, layers (index, type, output, grad_output), loss,
@@ -232,11 +240,24 @@ def forward(net, engine, x, names, loss_module, target):
     for module, name in zip(net, names):
         with layer(name):
             out = module(h)
+        _name(out, name)
         nodes.append((h, out))
         h = out
     with layer("loss"):
         loss = loss_module(h, target)
+    loss.name = "L"
     return leaf, nodes, loss
+
+
+def _name(node, name):
+    """Name a layer's output for pictures and the step-through: the Tensor ``name``, or each Value
+    ``name[n,c,i,j]`` (a Value a later layer only passes on keeps its first name)."""
+    if isinstance(node, nn.Tensor):
+        node.name = node.name or name
+        return
+    for index in np.ndindex(node.shape):
+        if node[index].name is None:
+            node[index].name = f"{name}[{','.join(map(str, index))}]"
 
 
 def _relu_kinks(kind, x):
@@ -271,14 +292,9 @@ def pool_ties(module, x):
 def _pool_winners(module, x):
     """The input index of each max-pool output's maximum, and kink lines for the tied windows."""
     ties = pool_ties(module, x)
-    kinks = [f"kink: a tie for the max of the window of output {_where(index)}: {_text(top)} at "
+    kinks = [f"kink: a tie for the max of the window of output {_where(index)}: {number(top)} at "
              f"{', '.join(map(_where, tied))}" for index, tied, top in ties if len(tied) > 1]
     return [tied[0] for _, tied, _ in ties], kinks + [f"  at each tie {KINKS['MaxPool2d']}"] * bool(kinks)
-
-
-def _text(v):
-    v = float(v) + 0.0
-    return str(int(v)) if v == int(v) and abs(v) < 1e15 else f"{round(v, 6) + 0.0:.6f}"
 
 
 def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", title=None, names=None, state=None,
@@ -325,7 +341,7 @@ def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", titl
         elif kind == "MaxPool2d":
             winners, kinks = _pool_winners(module, exact_in)
         layers.append(Layer(i, name, kind, module, _floats(h.numbers()), _floats(out.numbers()),
-                            _floats(grad_outputs[i]), kinks, winners))
+                            _floats(grad_outputs[i]), kinks, winners, out))
     params = {}
     step = lr if "gradient-ascent" in mistakes else -lr
     for key, p in net.named_parameters():
@@ -334,7 +350,7 @@ def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", titl
     after = _loss_after(model, {k: p["after_step"] for k, p in params.items()}, x, loss_module, target)
     return Solution(title or "a network", engine, _floats(x), target, loss_type, loss_options, layers,
                     float(loss_value) + 0.0, _floats(grad_input), params, float(lr), after,
-                    " + ".join(mistakes) or None, loss_node, net, marks)
+                    " + ".join(mistakes) or None, loss_node, net, marks, leaf)
 
 
 def _loss_after(model, state, x, loss_module, target):

@@ -19,7 +19,7 @@ def number(v):
         return str(v)
     if v == int(v) and abs(v) < 1e15:
         return str(int(v))
-    return f"{round(v, 6) + 0.0:.6f}".rstrip("0")
+    return f"{round(v, 6) + 0.0:.6f}".rstrip("0").rstrip(".")
 
 
 def wrap(line, indent=2):
