@@ -25,8 +25,9 @@ class ModelFileError(ValueError):
 
 @dataclass
 class ModelFile:
-    """A model file read: ``model`` (an nn.Sequential, float64 Tensors), ``state`` (the exact numbers
-    given, by state_dict key), ``names`` (one per layer), ``x`` (exact), target, loss, lr."""
+    """A model file read: ``model`` (an nn.Sequential, float64 Tensors holding the file's numbers),
+    ``state`` (the exact numbers given, by state_dict key), ``names`` (one per layer), ``x`` (exact),
+    target, loss, lr."""
 
     title: str
     model: object
@@ -42,6 +43,11 @@ class ModelFile:
         from .network import work_network
         return work_network(self.model, self.x, self.target, self.loss, self.lr, engine, self.title, self.names,
                             self.state, mistakes)
+
+    def check(self, answers, engine="value"):
+        """Check a student's ``answers`` (a dict as ``worked --json``; see ``check.check``)."""
+        from .check import check
+        return check(answers, self.model, self.x, self.target, self.loss, self.lr, engine, self.names, self.state)
 
 
 def _exact_array(value, where):
@@ -91,6 +97,7 @@ def _layer(spec, i, rng, where):
             if a.shape != want:
                 raise ModelFileError(f"{where}.{name}: expected shape {want} for this {kind}, got shape {a.shape}")
             state[f"{i}.{name}"] = a
+            getattr(module, name).copy_(a.astype(np.float64))  # the model holds them too (as floats)
     name = spec.get("name", f"{kind} #{i}")
     if not isinstance(name, str):
         raise ModelFileError(f"{where}.name: expected a string, got {name!r}")
