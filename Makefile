@@ -10,11 +10,11 @@ export TINYGRAD_CNN_PROFILE ?= ci
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,browser]'
+	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,browser,notebook]'
 	touch $@
 
 $(BIN)/.parity: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,browser,parity]'
+	$(BIN)/python -m pip install -q -e '.[test,digits,plots,progress,browser,notebook,parity]'
 	touch $@
 
 dot:

@@ -5,7 +5,7 @@ import os
 import secrets
 import shutil
 
-FORMATS = ("svg", "png", "pdf", "dot")  # what ``viz.render`` writes: dot draws the first three
+FORMATS = ("svg", "png", "pdf", "jpg", "dot")  # what ``viz.render`` writes: dot draws all but the last
 
 
 class DotNotFoundError(RuntimeError):
@@ -39,6 +39,7 @@ def format_from_suffix(path, formats=FORMATS, default=None):
     """The format that the suffix of ``path`` names ("g.SVG": "svg") if it is one of ``formats``; for
     any other suffix, ``default``, or a ValueError naming the suffix and ``formats`` if that is None."""
     suffix = os.path.splitext(os.fspath(path))[1][1:].lower()
+    suffix = {"jpeg": "jpg", "gv": "dot"}.get(suffix, suffix)
     if suffix in formats:
         return suffix
     if default is None:

@@ -146,3 +146,8 @@ def test_svg_without_graphviz_says_how_to_install_it_before_any_work(capsys, mon
     status, out, err = run(capsys, "--svg", str(tmp_path / "g.svg"))
     assert status == 2 and out == "" and err.count("\n") == 1
     assert "--svg: Graphviz's 'dot' program is not on PATH" in err and "apt-get install graphviz" in err
+
+
+def test_svg_takes_a_path_ending_in_svg_only(capsys, tmp_path):
+    assert main(["worked", "--svg", str(tmp_path / "w.png")]) == 2
+    assert "--svg: expected a path ending in .svg" in capsys.readouterr().err and list(tmp_path.iterdir()) == []

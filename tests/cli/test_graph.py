@@ -91,8 +91,41 @@ def test_bad_options_print_one_line_and_exit_2(capsys, tmp_path, monkeypatch, ar
 def test_too_many_nodes_warns_on_stderr_and_still_writes(capsys, tmp_path):
     path = tmp_path / "g.dot"
     status, out, err = run(capsys, "-o", str(path), "--max-nodes", "100")
-    assert status == 0 and "more than max_nodes=100 to draw: every layer is collapsed" in err
+    assert status == 0 and "more than --max-nodes 100 to draw: every layer is collapsed" in err
+    assert "--max-nodes 0 draws them all" in err and "max_nodes" not in err  # the option's name, not the argument's
     assert "label=conv" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("suffix, magic", [(".jpg", b"\xff\xd8"), (".jpeg", b"\xff\xd8"), (".png", b"\x89PNG"),
+                                           (".pdf", b"%PDF"), (".svg", b"<?xml"), (".dot", b"digraph")])
+def test_the_suffix_decides_the_format(capsys, tmp_path, suffix, magic):
+    path = tmp_path / f"g{suffix}"
+    status, out, err = run(capsys, "-o", str(path), "--collapse")
+    assert status == 0 and path.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["g.txt", "g", "g.svgz"])
+def test_a_suffix_that_names_no_format_is_refused_before_any_work(capsys, tmp_path, name):
+    status, out, err = run(capsys, "-o", str(tmp_path / name))
+    assert status == 2 and "names no format" in err and list(tmp_path.iterdir()) == []
+
+
+def test_dash_writes_the_picture_to_standard_output(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status = main(["graph", "-o", "-", "--format", "dot", "--collapse"])
+    out = capsys.readouterr().out
+    assert status == 0 and out.startswith("digraph") and list(tmp_path.iterdir()) == []  # no file named "-"
+
+
+def test_graph_takes_model_files_and_the_input_options(capsys, tmp_path):
+    model = Path(__file__).parents[2] / "examples" / "models" / "batch_softmax.json"
+    path = tmp_path / "m.dot"
+    assert run(capsys, "--model", str(model), "-o", str(path), "--level", "tensor")[0] == 0
+    assert "Conv2d #0" in path.read_text()
+    status, out, err = run(capsys, "--b1", "0.5", "-o", str(path))
+    assert status == 0 and "data 0.5" in path.read_text()
+    status, out, err = run(capsys, "--model", str(model), "--b1", "0.5", "-o", str(path))
+    assert status == 2 and "--b1: only for the built-ins" in err
 
 
 def test_console_script_runs_the_command(tmp_path):

@@ -1,28 +1,30 @@
-"""``tinygrad-cnn graph``: a picture of the course material's CNN's computation graph after one
-backward pass: every value with its data and gradient, every operation, grouped by layer."""
+"""``tinygrad-cnn graph``: a picture of a network's computation graph after one backward pass: every
+value with its data and gradient, every operation, grouped by layer."""
 import os
 import sys
 import warnings
 
 from .. import cli, viz
 from .. import worked as W
-from ..files import FORMATS, format_from_suffix
+from ..files import FORMATS, atomic_write, format_from_suffix
+from .worked import add_network_options, builtin_result, file_solution, read_lr
 
 LEVELS = {"scalar": "value", "tensor": "tensor"}  # level -> engine
 
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "graph", help="draw the computation graph of the course material's CNN (Graphviz)",
-        description="Run the course material's CNN on its worked-example image (label 1, binary cross-entropy), "
-                    "call loss.backward(), and draw the graph: every value with its data and gradient, every "
-                    "operation, parameters in orange, grouped by layer. svg, png and pdf need Graphviz's "
-                    "'dot' program; --format dot writes the DOT text without it.")
-    p.add_argument("--model", choices=tuple(W.MODELS), default="cnn10",
-                   help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square detector")
+        "graph", help="draw the computation graph of a worked network (Graphviz)",
+        description="Work a network (the course material's CNN on its worked-example image by default, or a model "
+                    "file), call loss.backward(), and draw the graph: every value with its data and gradient, "
+                    "every operation, parameters in orange, grouped by layer. The suffix of -o decides the format "
+                    "(.svg, .png, .pdf, .jpg: Graphviz's 'dot' draws them; .dot: the DOT text, no program needed); "
+                    "-o - writes to standard output.")
+    add_network_options(p)
     p.add_argument("--level", choices=tuple(LEVELS), default="scalar",
                    help="scalar (default): one node per number (the Value engine); tensor: one node per array")
-    p.add_argument("-o", "--output", metavar="PATH", help="the file to write (default graph.FORMAT)")
+    p.add_argument("-o", "--output", metavar="PATH", help="the file to write (default graph.FORMAT); - for standard "
+                                                          "output")
     p.add_argument("--format", choices=FORMATS, help="default: the suffix of PATH, else svg")
     p.add_argument("--collapse", action="store_true",
                    help="draw each layer as one operation per output (the textbook network diagram)")
@@ -42,16 +44,32 @@ def run(args):
     except viz.DotNotFoundError as e:
         print(f"tinygrad-cnn graph: {e}", file=sys.stderr)
         return 1
-    result = W.work(args.model, LEVELS[args.level])
+    lr, engine = read_lr(args.lr), LEVELS[args.level]
+    options = dict(collapse=args.collapse, show_data="data" not in args.hide, show_grad="grad" not in args.hide,
+                   max_nodes=args.max_nodes or None)
+    if args.model in W.MODELS:
+        result = builtin_result(args, engine, lr)
+        root, params = result.root, tuple(W.PARAMS)
+        title = f"{result.model}: {W.MODELS[result.model].title}, label {result.label:g}"
+    else:
+        solution = file_solution(args, engine, lr)
+        root, params, title = solution.root, solution.network, solution.title
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", viz.GraphTooLargeWarning)
-        try:
-            draw(result, path, fmt, level=args.level, collapse=args.collapse, show_data="data" not in args.hide,
-                 show_grad="grad" not in args.hide, max_nodes=args.max_nodes or None)
-        except OSError as e:
-            raise cli.UsageError(f"-o: cannot write {path}: {e.strerror or e}") from None
-    for w in caught:
-        print(f"tinygrad-cnn graph: {w.message}", file=sys.stderr)
+        dot = viz.to_dot(root, params=params, title=f"{title}, {args.level} graph after loss.backward()", **options)
+        data = dot.source.encode("utf-8") if fmt == "dot" else dot.pipe(format=fmt)
+    for w in caught:  # the library names its argument; here the option
+        message = str(w.message).replace("max_nodes=None", "--max-nodes 0").replace("max_nodes=", "--max-nodes ")
+        print(f"tinygrad-cnn graph: {message}", file=sys.stderr)
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        with atomic_write(path) as f:
+            f.write(data)
+    except OSError as e:
+        raise cli.UsageError(f"-o: cannot write {path}: {e.strerror or e}") from None
     print(path)
     return 0
 
@@ -72,12 +90,25 @@ def draw_solution(solution, path, format="svg", level=None, **options):
 
 
 def _format_and_path(output, fmt):
-    implied = format_from_suffix(output or "", default=fmt or "svg")
-    if fmt and implied != fmt:
-        raise cli.UsageError(f"--format {fmt} does not match the suffix of -o {output}")
-    fmt = implied
+    """The format and the path: -o's suffix decides (or --format, which must agree); an unknown suffix
+    is refused; - is standard output (--format, else svg)."""
+    if output == "-":
+        return fmt or "svg", "-"
+    if output:
+        try:
+            implied = format_from_suffix(output)
+        except ValueError as e:
+            raise cli.UsageError(f"-o: {e}") from None
+        if fmt and implied != fmt:
+            raise cli.UsageError(f"--format {fmt} does not match the suffix of -o {output}")
+        fmt = implied
+    fmt = fmt or "svg"
     path = output or f"graph.{fmt}"
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise cli.UsageError(f"-o: expected a path in an existing folder, got {path} ({folder} does not exist)")
+    if os.path.isdir(path):
+        raise cli.UsageError(f"-o: {path} is a folder, not a file")
+    if not os.access(folder, os.W_OK):
+        raise cli.UsageError(f"-o: cannot write to {folder} (permission denied)")
     return fmt, path

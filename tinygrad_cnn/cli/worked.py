@@ -26,16 +26,12 @@ def register(subparsers):
         description="Run the course material's small CNN on one image and print every intermediate value "
                     "and every gradient (read from the graph nodes after loss.backward()), in the order a "
                     "person works it, with the material's wrong numbers beside the right ones.")
-    p.add_argument("--model", default="cnn10", metavar="cnn10|square15|FILE.json",
-                   help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square "
-                        "detector; or a model file (any small network: see the README)")
+    add_network_options(p)
     p.add_argument("--dump-model", metavar="PATH", help="write the built-in --model as a model file to PATH "
                                                         "(a template to edit) and stop")
     p.add_argument("--mistake", metavar="NAME", choices=tuple(W.mistakes.CATALOGUE),
                    help="make this mistake of the catalogue on purpose, marked where it acts (a teacher's "
                         "demonstration): " + ", ".join(W.mistakes.CATALOGUE))
-    p.add_argument("--lr", metavar="N", help="the learning rate of the one step shown (default 0.01; a model "
-                                             "file's own lr otherwise)")
     p.add_argument("--engine", choices=nn.ENGINES, default="value",
                    help="value (default): one graph node per scalar, so every number a person writes by hand "
                         "is a node with its own .grad; tensor: numpy arrays (same numbers to 1e-12)")
@@ -46,6 +42,16 @@ def register(subparsers):
                                                   "pass (opens with no network)")
     p.add_argument("--plots", metavar="DIR", help="also draw X, F, z1, a1, a2 and each gradient map as heatmaps "
                                                   "to DIR/forward.png and DIR/gradients.png (needs matplotlib)")
+    p.set_defaults(func=run)
+
+
+def add_network_options(p):
+    """The options that say which network, input and numbers to work (worked and graph share them)."""
+    p.add_argument("--model", default="cnn10", metavar="cnn10|square15|FILE.json",
+                   help="cnn10: the 10-parameter worked example (default); square15: the 15-parameter square "
+                        "detector; or a model file (any small network: see the README)")
+    p.add_argument("--lr", metavar="N", help="the learning rate of the one step shown (default 0.01; a model "
+                                             "file's own lr otherwise)")
     p.add_argument("--x", metavar="ARRAY", help=f"the input image, n x n ({ARRAY_HELP})")
     p.add_argument("--kernel", metavar="ARRAY", help=f"the conv kernel F, k x k ({ARRAY_HELP})")
     p.add_argument("--b1", metavar="N", help="the conv bias")
@@ -53,7 +59,41 @@ def register(subparsers):
     p.add_argument("--b4", metavar="N", help="the linear layer's bias")
     p.add_argument("--label", metavar="0|1", help="the image's class y (default 1)")
     p.add_argument("--seed", metavar="S", help="square15: the seed of its parameters and generated image (default 0)")
-    p.set_defaults(func=run)
+
+
+def builtin_result(args, engine, lr):
+    """The worked result of a built-in with the options given (a ``worked.Worked``)."""
+    arrays = {k: None if getattr(args, k) is None else read_array(getattr(args, k), f"--{k}") for k in ("x", "kernel", "w4")}
+    try:
+        return W.work(args.model, engine, b1=args.b1, b4=args.b4, label=args.label, seed=_seed(args.seed),
+                      lr=W.LEARNING_RATE if lr is None else lr, **arrays)
+    except W.InputError as e:
+        raise cli.UsageError(f"--{e.arg}: {e.detail}") from None
+
+
+def file_solution(args, engine, lr, mistakes=()):
+    """The solution of a model file (or of a built-in, as a network, for --mistake)."""
+    given = [f"--{k}" for k in BUILTIN_ONLY if getattr(args, k, None) is not None]
+    builtin = args.model in W.MODELS
+    if given and not builtin:
+        raise cli.UsageError(f"{', '.join(given)}: only for the built-ins (cnn10, square15); a model file holds its "
+                             f"own input, parameters and target")
+    if given:
+        raise cli.UsageError(f"{', '.join(given)}: not with --mistake (it works the built-in's own numbers)")
+    if not builtin and not os.path.exists(args.model) and not args.model.endswith(".json"):
+        raise cli.UsageError(f"--model: expected cnn10, square15 or a model file (.json), got {args.model!r}")
+    try:
+        if builtin:
+            net, x, target = W.spec_model(args.model)
+            f = modelfile.ModelFile(W.MODELS[args.model].title, net, None, {}, x, [target], {"type": "BCELoss"},
+                                    W.LEARNING_RATE)
+        else:
+            f = modelfile.load(args.model)
+        if lr is not None:
+            f.lr = lr
+        return f.work(engine, mistakes)
+    except (modelfile.ModelFileError, W.NetworkError) as e:
+        raise cli.UsageError(f"--model: {e}") from None
 
 
 def read_array(text, option):
@@ -92,10 +132,10 @@ def _seed(text):
         raise cli.UsageError(f"--seed: expected a non-negative integer, got {text!r}") from None
 
 
-BUILTIN_ONLY = ("x", "kernel", "b1", "w4", "b4", "label", "seed", "plots")
+BUILTIN_ONLY = ("x", "kernel", "b1", "w4", "b4", "label", "seed")
 
 
-def _lr(text_):
+def read_lr(text_):
     if text_ is None:
         return None
     try:
@@ -121,7 +161,7 @@ def check_output(path, option, suffix=None):
 
 
 def run(args):
-    lr = _lr(args.lr)
+    lr = read_lr(args.lr)
     if args.model not in W.MODELS or args.mistake:
         return _run_model_file(args, lr)
     if args.dump_model:
@@ -137,12 +177,7 @@ def run(args):
         check_output(args.html, "--html", ".html")
     if args.plots:
         check_plots(args.plots)
-    arrays = {k: None if getattr(args, k) is None else read_array(getattr(args, k), f"--{k}") for k in ("x", "kernel", "w4")}
-    try:
-        result = W.work(args.model, args.engine, b1=args.b1, b4=args.b4, label=args.label, seed=_seed(args.seed),
-                        lr=W.LEARNING_RATE if lr is None else lr, **arrays)
-    except W.InputError as e:
-        raise cli.UsageError(f"--{e.arg}: {e.detail}") from None
+    result = builtin_result(args, args.engine, lr)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -160,33 +195,15 @@ def run(args):
 
 def _run_model_file(args, lr):
     """``worked --model FILE.json``: any small network."""
-    given = [f"--{k.replace('_', '-')}" for k in BUILTIN_ONLY if getattr(args, k) is not None]
-    builtin = args.model in W.MODELS
-    if given and not builtin:
-        raise cli.UsageError(f"{', '.join(given)}: only for the built-ins (cnn10, square15); a model file holds its "
-                             f"own input, parameters and target")
     if args.dump_model:
         raise cli.UsageError("--dump-model: writes a built-in (--model cnn10 or square15); a model file is one already")
-    if given:
-        raise cli.UsageError(f"{', '.join(given)}: not with --mistake (it works the built-in's own numbers)")
-    if not builtin and not os.path.exists(args.model) and not args.model.endswith(".json"):
-        raise cli.UsageError(f"--model: expected cnn10, square15 or a model file (.json), got {args.model!r}")
+    if args.plots:
+        raise cli.UsageError("--plots: only for the built-ins (cnn10, square15); --html draws any network")
     if args.svg:
         _check_svg(args.svg)
     if args.html:
         check_output(args.html, "--html", ".html")
-    try:
-        if builtin:
-            net, x, target = W.spec_model(args.model)
-            f = modelfile.ModelFile(W.MODELS[args.model].title, net, None, {}, x, [target], {"type": "BCELoss"},
-                                    W.LEARNING_RATE)
-        else:
-            f = modelfile.load(args.model)
-        if lr is not None:
-            f.lr = lr
-        solution = f.work(args.engine, (args.mistake,) if args.mistake else ())
-    except (modelfile.ModelFileError, W.NetworkError) as e:
-        raise cli.UsageError(f"--model: {e}") from None
+    solution = file_solution(args, args.engine, lr, (args.mistake,) if args.mistake else ())
     if args.json:
         print(json.dumps(solution.to_json()))
     elif not args.html:
@@ -219,9 +236,7 @@ def write_page(path, content, out):
 
 
 def _check_svg(path):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise cli.UsageError(f"--svg: expected a path in an existing folder, got {path} ({folder} does not exist)")
+    check_output(path, "--svg", ".svg")  # an SVG picture in a file named .svg (tinygrad-cnn graph writes others)
     try:
         require_dot("svg", instead="the text report needs no program: leave out --svg")
     except DotNotFoundError as e:
