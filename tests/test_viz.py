@@ -365,8 +365,8 @@ def test_without_dot_render_names_the_program_and_how_to_install_it(tmp_path, mo
     assert not (tmp_path / "g.svg").exists()
     path = viz.render(loss, str(tmp_path / "g.dot"), format="dot", params=params)
     assert Path(path).read_text(encoding="utf-8") == viz.to_dot(loss, params=params).source
-    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, got 'jpg'"):
-        viz.render(loss, str(tmp_path / "g.jpg"), format="jpg")
+    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, jpg, dot, got 'gif'"):
+        viz.render(loss, str(tmp_path / "g.gif"), format="gif")
     with pytest.raises(FileNotFoundError, match="cannot write .*nowhere/g.dot: the folder .*nowhere does not exist"):
         viz.render(loss, str(tmp_path / "nowhere" / "g.dot"))
 
