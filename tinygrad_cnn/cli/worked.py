@@ -71,8 +71,9 @@ def builtin_result(args, engine, lr):
         raise cli.UsageError(f"--{e.arg}: {e.detail}") from None
 
 
-def file_solution(args, engine, lr, mistakes=()):
-    """The solution of a model file (or of a built-in, as a network, for --mistake)."""
+def file_solution(args, engine, lr, mistakes=(), text_first=False):
+    """The solution of a model file (or of a built-in, as a network, for --mistake); ``text_first``: the
+    text will be printed, so a network too large for it is refused before any work."""
     given = [f"--{k}" for k in BUILTIN_ONLY if getattr(args, k, None) is not None]
     builtin = args.model in W.MODELS
     if given and not builtin:
@@ -91,6 +92,10 @@ def file_solution(args, engine, lr, mistakes=()):
             f = modelfile.load(args.model)
         if lr is not None:
             f.lr = lr
+        if text_first and not builtin:  # refused before any work
+            error = text.too_large(f.model, f.x.shape)
+            if error:
+                raise cli.UsageError(f"--model: {error}")
         return f.work(engine, mistakes)
     except (modelfile.ModelFileError, W.NetworkError) as e:
         raise cli.UsageError(f"--model: {e}") from None
@@ -203,7 +208,8 @@ def _run_model_file(args, lr):
         _check_svg(args.svg)
     if args.html:
         check_output(args.html, "--html", ".html")
-    solution = file_solution(args, args.engine, lr, (args.mistake,) if args.mistake else ())
+    solution = file_solution(args, args.engine, lr, (args.mistake,) if args.mistake else (),
+                             text_first=not args.json and not args.html)
     if args.json:
         print(json.dumps(solution.to_json()))
     elif not args.html:

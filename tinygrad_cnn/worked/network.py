@@ -201,9 +201,17 @@ def _target(loss_type, target, out_shape):
     return t
 
 
+def shapes_through(model, shape):
+    """The output shape of each layer of ``model`` for an input of ``shape`` (a float pass on zeros, no
+    graph), or a NetworkError naming the layer that refuses it."""
+    return [tuple(x.shape) for x in _outputs(model, shape)]
+
+
 def _shape_through(model, shape):
-    """The output shape of ``model`` for an input of ``shape`` (a float pass on zeros, no graph), or a
-    NetworkError naming the layer that refuses it."""
+    return shapes_through(model, shape)[-1]
+
+
+def _outputs(model, shape):
     x = np.zeros(shape)
     for i, m in enumerate(model):
         try:
@@ -212,7 +220,7 @@ def _shape_through(model, shape):
         except (ValueError, TypeError, IndexError) as e:
             raise NetworkError("input", f"layer {i} ({_layer_type(m)}) refuses the input of shape {tuple(shape)}: "
                                         f"{e}") from None
-    return tuple(x.shape)
+        yield x
 
 
 # --- the pass -------------------------------------------------------------------------------------
@@ -315,7 +323,7 @@ def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", titl
         raise NetworkError("names", f"expected one name per layer ({len(model)}), got {len(names)}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not math.isfinite(lr):
         raise NetworkError("lr", f"expected a finite number, got {lr!r}")
-    out_shape = _shape_through(_tensor_model(model), x.shape)
+    out_shape = _shape_through(_tensor_model(model), np.shape(x))
     target = _target(loss_type, target, out_shape)
 
     net = exact_copy(model, engine, state)

@@ -133,8 +133,25 @@ LOSS_FORMULAS = {
 
 def count(solution):
     """How many numbers the text shows."""
-    n = solution.input.size * 2 + sum(s.output.size * 2 for s in solution.layers)
-    return n + sum(p["value"].size * 3 for p in solution.params.values())
+    return count_of(solution.network, solution.input.shape)
+
+
+def count_of(model, shape):
+    """How many numbers the text of ``model`` on an input of ``shape`` shows (known before any work):
+    the input and each layer's output with their gradients, each parameter's value, gradient and step."""
+    from .network import _tensor_model, shapes_through
+    outputs = shapes_through(_tensor_model(model), shape)
+    n = 2 * int(np.prod(shape)) + sum(2 * int(np.prod(s)) for s in outputs)
+    return n + sum(3 * int(np.prod(p.shape)) for p in model.parameters())
+
+
+def too_large(model, shape):
+    """A TooLarge error for the text of a network that has more than MAX_NUMBERS numbers, else None."""
+    n = count_of(model, shape)
+    if n > MAX_NUMBERS:
+        return TooLarge(f"this network has {n} numbers to show, too many to print (at most {MAX_NUMBERS}): use "
+                        f"--json for all of them, or --html for a page")
+    return None
 
 
 def _loss_words(solution):
@@ -147,10 +164,9 @@ def _loss_words(solution):
 
 def report(solution):
     """The solution as lines of text; TooLarge when it has more than MAX_NUMBERS numbers."""
-    n = count(solution)
-    if n > MAX_NUMBERS:
-        raise TooLarge(f"this network has {n} numbers to show, too many to print (at most {MAX_NUMBERS}): use "
-                       f"--json for all of them, or --html for a page")
+    error = too_large(solution.network, solution.input.shape)
+    if error:
+        raise error
     s = solution
     batched = _batched(s)
     out = [f"Worked solution: {s.title}",
