@@ -1,5 +1,6 @@
 """`tinygrad-cnn worked`: the printout, --json, the options that take arrays, and exit status 2 on bad input."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -151,3 +152,16 @@ def test_svg_without_graphviz_says_how_to_install_it_before_any_work(capsys, mon
 def test_svg_takes_a_path_ending_in_svg_only(capsys, tmp_path):
     assert main(["worked", "--svg", str(tmp_path / "w.png")]) == 2
     assert "--svg: expected a path ending in .svg" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_a_hand_computed_zero_blocks_relu_on_both_engines_and_is_flagged(capsys, engine):
+    """The decimals written are exact: z1[0,3] = 0.4 + 0.2 - 0.2 - 0.4 = 0 by hand (float64 summed in
+    another order gives 5.55e-17, which ReLU would pass and the pool would pick: dL/db1 1.099668)."""
+    argv = ["worked", "--engine", engine, "--x", "[[1,2,0,2,1],[2,0,1,1,1],[0,0,0,0,1],[1,1,2,1,1],[0,0,2,0,0]]",
+            "--kernel", "[[0.2,0.2],[-0.2,0]]", "--b1", "-0.4", "--w4", "[0,-1,-1,1]", "--b4", "0", "--label", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"dL/db1 = sum over i,j of dL/dz1\[i,j\] +=  ?0\.549834", out), out
+    assert "kink: z1[0,1], z1[0,3]," in out and "-0.000000" not in out
+    assert "kink: a tie for the max of the window of a2[0,0]" in out

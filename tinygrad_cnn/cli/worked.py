@@ -14,6 +14,7 @@ from .. import worked as W
 from ..files import DotNotFoundError, require_dot
 from ..files import atomic_write
 from ..worked import modelfile, text
+from ..worked.network import KINKS
 from ..worked.page import page
 from .train import check_plots
 
@@ -325,9 +326,16 @@ def report(r):
            f"b1 = {_inline(p['b1'])}    w4 = {_inline(p['w4'])}    b4 = {_inline(p['b4'])}", ""]
     out += _matrix(r, "z1", f"z1 = conv(X, F) + b1   ({m}x{m}; z1[i,j] = sum over k,l of F[k,l] * X[i+k,j+l], + b1)", v["z1"])
     out += _matrix(r, "a1", "a1 = ReLU(z1) = max(z1, 0)", v["a1"])
+    zeros = [f"z1[{i},{j}]" for i, j in np.argwhere(np.asarray(v["z1"]) == 0)]
+    if zeros:  # exactly 0 (the pass is exact): at ReLU's kink
+        out.append(f"  kink: {', '.join(zeros)} = 0 exactly: {KINKS['ReLU']}")
     out += _matrix(r, "a2", "a2 = maxpool(a1), 2x2 windows, stride 2   (2x2)", v["a2"])
     out += ["  the max of each window (only it passes a gradient back):"]
     out += ["    " + "    ".join(won[i * cols:(i + 1) * cols]) for i in range(rows)]
+    ties = [f"a2[{a},{b}]" for a in range(rows) for b in range(cols)
+            if np.sum(v["a1"][2 * a:2 * a + 2, 2 * b:2 * b + 2] == v["a2"][a, b]) > 1]
+    if ties:
+        out.append(f"  kink: a tie for the max of the window of {', '.join(ties)}: {KINKS['MaxPool2d']}")
     out += _line(r, "a3", "a3 = flatten(a2)", v["a3"])
     out += _line(r, "z4", "z4 = w4 . a3 + b4", v["z4"])
     out += _line(r, "a4", "a4 = sigmoid(z4) = 1 / (1 + exp(-z4))", v["a4"])
