@@ -64,16 +64,16 @@ def test_a_picture_in_a_format_matplotlib_cannot_write_reports_matplotlibs_error
 
 
 @pytest.mark.parametrize("path, format", [("g.svg", "svg"), ("G.PNG", "png"), (Path("a/b.pdf"), "pdf"),
-                                          ("a.b/g.dot", "dot")])
+                                          ("a.b/g.dot", "dot"), ("g.jpg", "jpg"), ("g.JPEG", "jpg"), ("g.gv", "dot")])
 def test_format_from_suffix(path, format):
     assert format_from_suffix(path) == format
     assert format_from_suffix(path, default="svg") == format
 
 
-@pytest.mark.parametrize("path, named", [("g.jpg", ".jpg"), ("graph", "(none)"), ("a.svg/graph", "(none)")])
+@pytest.mark.parametrize("path, named", [("g.gif", ".gif"), ("graph", "(none)"), ("a.svg/graph", "(none)")])
 def test_format_from_suffix_refuses_other_suffixes_unless_given_a_default(path, named):
     with pytest.raises(ValueError, match=re.escape(f"the suffix {named} names no format; expected one of "
-                                                   ".svg, .png, .pdf, .dot")):
+                                                   ".svg, .png, .pdf, .jpg, .dot")):
         format_from_suffix(path)
     assert format_from_suffix(path, default="svg") == "svg"
 
