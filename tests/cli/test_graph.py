@@ -40,7 +40,9 @@ def test_default_writes_the_scalar_graph_of_the_10_parameter_network_to_graph_sv
     order = loss.topo_order()
     drawn = [t for t in nodes if re.fullmatch(r"[vo]\d+", t)]
     unnamed_leaves = [n for n in order if not n.parents and n.name is None]   # folded into their ops
-    assert len(drawn) == len(order) - len(unnamed_leaves) + sum(1 for n in order if n.parents)
+    loss_ops = [n for n in order if n.parents and n.layer == "loss"]           # drawn as one "BCE" oval
+    assert len(drawn) == (len(order) - len(unnamed_leaves) + sum(1 for n in order if n.parents)
+                          - 2 * (len(loss_ops) - 1))
     title = ET.parse(tmp_path / "graph.svg").getroot().find(f"{SVG}g").findtext(f"{SVG}text")
     assert title.startswith("cnn10: the 10-parameter CNN") and "scalar graph after loss.backward()" in title
 
@@ -133,3 +135,12 @@ def test_console_script_runs_the_command(tmp_path):
     out = subprocess.run([exe or sys.executable, *([] if exe else ["-m", "tinygrad_cnn"]), "graph", "--help"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "--level {scalar,tensor}" in out.stdout and "--format" in out.stdout
+
+
+def test_expand_draws_the_loss_internals_and_rankdir_is_taken(capsys, tmp_path):
+    path = tmp_path / "g.dot"
+    assert run(capsys, "-o", str(path))[0] == 0
+    composite = path.read_text(encoding="utf-8")
+    assert run(capsys, "-o", str(path), "--expand", "--rankdir", "TB")[0] == 0
+    expanded = path.read_text(encoding="utf-8")
+    assert "BCE" in composite and "1e-44" not in composite and "1e-44" in expanded and "rankdir=TB" in expanded

@@ -28,6 +28,10 @@ def register(subparsers):
     p.add_argument("--format", choices=FORMATS, help="default: the suffix of PATH, else svg")
     p.add_argument("--collapse", action="store_true",
                    help="draw each layer as one operation per output (the textbook network diagram)")
+    p.add_argument("--expand", action="store_true",
+                   help="draw the internals of composite ops (a loss, a softmax), each op its own node")
+    p.add_argument("--rankdir", choices=("LR", "TB"),
+                   help="left to right or top to bottom (default: by the graph's shape; deep tensor graphs stack TB)")
     p.add_argument("--hide", choices=("data", "grad"), action="append", default=[],
                    help="leave the forward data or the gradients out of the boxes (repeatable)")
     p.add_argument("--max-nodes", type=int, default=1000, metavar="N",
@@ -46,7 +50,7 @@ def run(args):
         return 1
     lr, engine = read_lr(args.lr), LEVELS[args.level]
     options = dict(collapse=args.collapse, show_data="data" not in args.hide, show_grad="grad" not in args.hide,
-                   max_nodes=args.max_nodes or None)
+                   max_nodes=args.max_nodes or None, expand=args.expand, rankdir=args.rankdir)
     if args.model in W.MODELS:
         result = builtin_result(args, engine, lr)
         root, params = result.root, tuple(W.PARAMS)
