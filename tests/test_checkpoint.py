@@ -232,3 +232,133 @@ def test_restore_reports_missing_keys(tmp_path):
     with pytest.raises(CheckpointError, match=r"missing keys \['4.bias'\]"):
         checkpoint.restore(path, model)
     assert_same(params(model), before)
+
+
+# --- the run's record and history (issue 15) ---------------------------------------------------------
+def _history(epochs=(1, 2), steps=3):
+    return [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.5 + e / 10, "seconds": 0.25 * e,
+             "steps": [(1.0 / e + s / 100, s / steps) for s in range(steps)]} for e in epochs]
+
+
+def test_the_run_and_its_history_round_trip(tmp_path):
+    model = square_detector15(seed=1)
+    optimizer = Adam(model.parameters(), lr=0.05)
+    run = {"task": "squares", "model": "square_detector15", "lr": 0.05, "batch_size": 32, "seed": 0,
+           "restarts": 10, "init": "detector", "n": 5000, "split": None, "json": True}
+    checkpoint.save(tmp_path / "ck.npz", model, optimizer, 2, run=run, history=_history())
+    loaded = checkpoint.load(tmp_path / "ck.npz")
+    assert loaded["run"] == {k: v for k, v in run.items() if v is not None}  # None: absent
+    assert all(type(loaded["run"][k]) is type(v) for k, v in loaded["run"].items())  # int stays int, bool bool
+    assert loaded["history"] == _history() and loaded["epoch"] == 2
+    assert sum(len(h["steps"]) for h in loaded["history"]) == 6
+    checkpoint.save(tmp_path / "empty.npz", model, optimizer, 0, run={"task": "squares"}, history=[])
+    assert checkpoint.load(tmp_path / "empty.npz")["history"] == []
+
+
+def test_a_checkpoint_without_a_record_loads_with_run_and_history_none(tmp_path):
+    model = square_detector15(seed=1)
+    checkpoint.save(tmp_path / "ck.npz", model, Adam(model.parameters()), 1)
+    loaded = checkpoint.load(tmp_path / "ck.npz")
+    assert loaded["run"] is None and loaded["history"] is None and loaded["epoch"] == 1
+    assert set(loaded) == {"model", "optimizer", "epoch", "run", "history"}
+
+
+@pytest.mark.parametrize("run, history, words", [
+    ({"lr": [0.1, 0.2]}, None, r"run=\{'lr': \.\.\.\} must be a string, number, bool or None, got list"),
+    ({"a/b": 1}, None, "run= keys must be names without '/'"),
+    (None, [{"epoch": 1}], "history= must be a list of train.fit's epoch stats"),
+    (None, _history((2, 1)), r"history= epochs must be increasing from 1 or more, got \[2, 1\]"),
+])
+def test_save_refuses_a_bad_run_or_history_and_writes_nothing(tmp_path, run, history, words):
+    with pytest.raises(CheckpointError, match=words):
+        checkpoint.save(tmp_path / "ck.npz", square_detector15(), run=run, history=history)
+    assert not os.listdir(tmp_path)
+
+
+def _with(tmp_path, **changes):
+    """A checkpoint with a run and a history, its arrays changed (None: removed)."""
+    path = tmp_path / "ck.npz"
+    model = square_detector15()
+    checkpoint.save(path, model, Adam(model.parameters()), 2, run={"task": "squares"}, history=_history())
+    arrays = dict(np.load(path))
+    for key, value in changes.items():
+        key = key.replace("__", "/")
+        arrays.pop(key) if value is None else arrays.__setitem__(key, value)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"run__task": np.array(["a", "b"])}, r"run/task holds <U1 of shape \(2,\), not one string"),
+    ({"history__loss": None}, "history entries without history/loss"),
+    ({"history__loss": np.array([1.0])}, "history/loss has 1 entries, history/epoch 2"),
+    ({"history__steps": np.zeros((6, 3))}, r"history/steps holds float64 of shape \(6, 3\)"),
+    ({"history__steps_per_epoch": np.array([3, 4])}, "history/steps_per_epoch adds up to 7, history/steps holds 6"),
+    ({"history__epoch": np.array([1, 3])}, r"history/epoch must increase from 1 or more up to the epoch \(2\)"),
+    ({"history__epoch": np.array([1.0, 2.0])}, "history/epoch holds float64"),
+    ({"history__notes": np.array([1.0])}, "unexpected entry 'history/notes'"),
+])
+def test_load_refuses_a_damaged_record(tmp_path, changes, words):
+    path = _with(tmp_path, **changes)
+    with pytest.raises(CheckpointError, match=words) as info:
+        checkpoint.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_folder_is_not_a_checkpoint_and_save_never_replaces_a_folder_or_a_device(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        checkpoint.load(tmp_path)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        checkpoint.save(tmp_path, square_detector15())
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OSError, match="not a regular file"):
+        checkpoint.save(tmp_path / "fifo", square_detector15())
+    with pytest.raises(CheckpointError, match="not a regular file, not a checkpoint"):
+        checkpoint.load(tmp_path / "fifo")
+    assert os.listdir(tmp_path) == ["fifo"]
+
+
+def test_a_failed_write_names_the_checkpoint_not_its_temporary_file(tmp_path, monkeypatch):
+    import tinygrad_cnn.files as files
+    real_open = open
+
+    def refuse(path, *args, **kwargs):  # the temporary file cannot be made (as in a read-only folder)
+        if os.path.basename(str(path)).startswith(".ck.npz."):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "open", refuse, raising=False)
+    with pytest.raises(PermissionError) as info:
+        checkpoint.save(tmp_path / "ck.npz", square_detector15())
+    assert info.value.filename == str(tmp_path / "ck.npz") and "Permission denied" in str(info.value)
+    assert not os.listdir(tmp_path)
+
+
+def test_restore_checks_the_model_before_the_optimiser(tmp_path):
+    """A checkpoint of another net with Adam buffers: "does not fit the model", not the buffers' shapes."""
+    source = tiny_cnn10()
+    source_optimizer = Adam(source.parameters())
+    train(source, source_optimizer, 1)  # Adam now has buffers of tiny_cnn10's shapes
+    checkpoint.save(tmp_path / "ck.npz", source, source_optimizer, 1)
+    model, optimizer = _adam_after_training(seed=8)
+    before, state_before = params(model), dict(optimizer.state_dict())
+    with pytest.raises(CheckpointError, match="does not fit the model: .*0.weight has shape"):
+        checkpoint.restore(tmp_path / "ck.npz", model, optimizer)
+    # the weights fit but the optimiser's state does not: both are left as they were
+    fitting = square_detector15(seed=3)
+    checkpoint.save(tmp_path / "sgd.npz", fitting, SGD(fitting.parameters(), lr=0.1), 1)
+    with pytest.raises(CheckpointError, match="holds SGD state, the optimiser is Adam"):
+        checkpoint.restore(tmp_path / "sgd.npz", model, optimizer)
+    assert_same(params(model), before)
+    assert_same(optimizer.state_dict(), state_before)
+
+
+def test_restore_takes_what_load_returned(tmp_path):
+    model, optimizer = _adam_after_training(seed=1)
+    checkpoint.save(tmp_path / "ck.npz", model, optimizer, 4)
+    loaded = checkpoint.load(tmp_path / "ck.npz")
+    os.remove(tmp_path / "ck.npz")  # not read again
+    target = square_detector15(seed=2)
+    assert checkpoint.restore(tmp_path / "ck.npz", target, Adam(target.parameters()), loaded=loaded) == 4
+    assert_same(params(target), params(model))

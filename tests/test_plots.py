@@ -241,3 +241,28 @@ def test_a_colour_means_the_same_in_every_panel_of_the_saved_pictures(tmp_path):
         else:  # 1 in X, F, b1 and w4, 5 in z1, a1, a2 and a3
             assert {"X, the input", "F, the kernel", "b1", "w4"} <= set(seen["1"])
             assert len(set(seen["1"].values())) == 1 and len(set(seen["5"].values())) == 1
+
+
+def test_a_failed_write_reports_the_real_error_naming_the_picture(tmp_path):
+    """Not a FileNotFoundError for a temporary file that was never made: the error of the write itself,
+    naming the picture; no temporary file left, an old picture kept."""
+    fig = Figure()
+    fig.subplots().plot([0, 1])
+    with pytest.raises(FileNotFoundError) as info:
+        plots._save(fig, tmp_path / "missing" / "m.png")
+    assert info.value.filename == str(tmp_path / "missing" / "m.png")
+    (tmp_path / "m.png").write_bytes(b"old")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        plots._save(fig, tmp_path / "folder.png")
+
+    class Broken(Figure):
+        def savefig(self, f, **kwargs):
+            f.write(b"half a pic")
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device") as info:
+        plots._save(Broken(), tmp_path / "m.png")
+    assert info.value.filename == str(tmp_path / "m.png")
+    assert (tmp_path / "m.png").read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder.png", "m.png"]

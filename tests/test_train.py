@@ -1,4 +1,7 @@
 """The training library: short runs on both engines, determinism, resume, best-of starts, data checks."""
+import re
+import time
+
 import numpy as np
 import pytest
 
@@ -178,3 +181,37 @@ def test_detector_init_starts_w4_and_b1_at_the_absolute_values_of_the_pytorch_dr
     assert flipped > 0
     if engine == "value":
         assert [p.flat[0].name for p in detector.parameters()] == ["F[0,0]", "b1", "w4[0]", "b4"]
+
+
+# --- progress without a terminal, timing a step (issue 15) --------------------------------------------
+def test_without_a_terminal_fit_prints_progress_lines_on_stderr(capsys, monkeypatch):
+    monkeypatch.setattr(train, "PROGRESS_EVERY", 0.0)  # after every step (but an epoch's last: its line follows)
+    model = square_detector15(0)
+    train.fit(model, Adam(model.parameters(), lr=0.05), X_SQ[:100], Y_SQ[:100], 2, batch_size=32, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("  ")[0] for line in lines if line.startswith("epoch 2/2")] == [
+        "epoch 2/2: step 1/4", "epoch 2/2: step 2/4", "epoch 2/2: step 3/4"]
+    train.fit(model, Adam(model.parameters(), lr=0.05), X_SQ[:100], Y_SQ[:100], 1, batch_size=32)
+    assert capsys.readouterr().err == ""  # progress=False: silent
+
+
+def test_a_step_longer_than_the_interval_still_shows_progress(capsys, monkeypatch):
+    monkeypatch.setattr(train, "PROGRESS_EVERY", 0.1)
+    model = square_detector15(0)
+    optimizer = Adam(model.parameters(), lr=0.05)
+    real_step = optimizer.step
+    monkeypatch.setattr(optimizer, "step", lambda: (time.sleep(0.6), real_step()))
+    train.fit(model, optimizer, X_SQ[:10], Y_SQ[:10], 1, batch_size=10, progress=True)  # one slow step
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all(re.fullmatch(r"epoch 1/1: step 0/1  \(the first step is running\)  \d+ s", line)
+                                   for line in lines), lines
+    time.sleep(0.3)
+    assert capsys.readouterr().err == ""  # the thread stopped with the epoch
+
+
+def test_step_seconds_times_a_sample_and_scales_it_to_a_batch(monkeypatch):
+    clock = iter(range(1000))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))  # every step takes 1 s
+    model = square_detector15(0)
+    assert train.step_seconds(model, Adam(model.parameters()), X_SQ, Y_SQ, 32, sample=2) == 16.0
+    assert train.step_seconds(model, Adam(model.parameters()), X_SQ, Y_SQ, 8) == 1.0  # a whole batch: the faster of two

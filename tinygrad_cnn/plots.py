@@ -7,6 +7,7 @@ each figure with one symmetric range and a colour bar, every number as the text 
 Needs matplotlib (an optional extra: ``pip install 'tinygrad-cnn[plots]'``). Figures are made
 without pyplot (no window, no global state) and written atomically (temp file + os.replace).
 """
+import errno
 import os
 
 import numpy as np
@@ -60,9 +61,23 @@ def heatmap(ax, a, title="", numbers=None):
 
 
 def _save(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` atomically, in the format its suffix names (png without one).
+
+    A write that fails raises its own error (PermissionError, FileNotFoundError, ...) naming
+    ``path``, not the temporary file beside it; ``path`` keeps its old content and no temporary
+    file is left. A ``path`` that is a folder or another non-regular file (/dev/null) is refused."""
     path = os.fspath(path)
-    with atomic_write(path) as f:
-        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=dpi)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "cannot write a picture there, it is a folder", path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OSError(errno.EEXIST, "cannot write a picture there, it is not a regular file", path)
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=dpi)
+    except OSError as e:
+        if e.errno is None or e.filename == path:
+            raise
+        raise type(e)(e.errno, e.strerror, path) from None  # not the temporary file's name
     return path
 
 

@@ -6,8 +6,14 @@ class 1 when the output is > 0.5. A model with k > 1 outputs gives one logit per
 cross-entropy, the class of the largest logit. Everything random comes from ``seed``: epoch
 ``e`` serves the batches in the order of ``data.DataLoader(X, y, batch_size, seed=seed)``,
 so a run resumed at epoch ``e`` from a checkpoint continues to the same numbers.
+
+Progress (``progress=True``): tqdm's bar on a terminal; elsewhere (a log file, a pipe, CI) a line
+on stderr at least every PROGRESS_EVERY seconds, even while one long step runs.
 """
+import contextlib
+import gc
 import sys
+import threading
 import time
 
 import numpy as np
@@ -95,6 +101,25 @@ def evaluate(model, X, y, batch_size=500):
     return total / len(X), correct / len(X)
 
 
+PROGRESS_EVERY = 10.0  # seconds: the longest wait between progress lines without a terminal
+
+
+@contextlib.contextmanager
+def _step(model):
+    """Around one training step: on the value engine, Python's cyclic garbage collector is off. A step
+    builds a graph of up to millions of Values (freed by reference counting: it holds no cycles), and
+    the collections that would walk through all of them make a step several times slower, and its
+    time grow faster than its batch (so that timing a small step would not predict a batch's)."""
+    if engine_of(model) != "value" or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _bar(batches, total, desc, progress):
     """tqdm's progress bar over ``batches`` when asked for, tqdm is installed and stderr is a terminal
     (running loss and accuracy beside it)."""
@@ -108,6 +133,46 @@ def _bar(batches, total, desc, progress):
     return None, batches
 
 
+class _Heartbeat:
+    """Progress lines on ``stream`` when there is no bar: ``desc: step i/n  loss ...  accuracy ...  t s``,
+    at least every ``every`` seconds: after a step when that long has passed since the last line, and
+    from a background thread while a step takes longer (so a slow engine still shows it is working)."""
+
+    def __init__(self, desc, total, every, stream):
+        self.desc, self.total, self.every, self.stream = desc, total, every, stream
+        self.start = self.last = time.perf_counter()
+        self.step, self.loss, self.accuracy = 0, None, None
+        self.lock, self.done = threading.Lock(), threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="tinygrad_cnn progress", daemon=True)
+        self.thread.start()
+
+    def _line(self, now):
+        numbers = (f"  loss {self.loss:.4f}  accuracy {self.accuracy:.4f}" if self.loss is not None
+                   else "  (the first step is running)")
+        print(f"{self.desc}: step {self.step}/{self.total}{numbers}  {now - self.start:.0f} s",
+              file=self.stream, flush=True)
+        self.last = now
+
+    def _beat(self):
+        period = max(self.every, 0.05)  # the thread never spins, whatever ``every`` is
+        while not self.done.wait(max(0.01, period - (time.perf_counter() - self.last))):
+            with self.lock:
+                now = time.perf_counter()
+                if not self.done.is_set() and now - self.last >= period:
+                    self._line(now)
+
+    def update(self, step, loss, accuracy):
+        with self.lock:
+            self.step, self.loss, self.accuracy = step, loss, accuracy
+            now = time.perf_counter()
+            if now - self.last >= self.every and step < self.total:  # the last step: the epoch's line follows
+                self._line(now)
+
+    def close(self):
+        self.done.set()  # not under the lock: a Ctrl-C may have come while this thread held it
+        self.thread.join(timeout=1.0)
+
+
 def train_epoch(model, optimizer, loader, progress=False, desc=""):
     """One pass over ``loader`` (a DataLoader): zero_grad, loss.backward(), optimizer.step() per batch.
 
@@ -116,19 +181,49 @@ def train_epoch(model, optimizer, loader, progress=False, desc=""):
     """
     start, total, correct, seen, steps = time.perf_counter(), 0.0, 0, 0, []
     bar, batches = _bar(loader, len(loader), desc, progress)
-    for xb, yb in batches:
-        optimizer.zero_grad()
-        loss, predicted = loss_and_predictions(model, xb, yb)
-        loss.backward()
-        optimizer.step()
-        value, hits = float(loss.numbers()), int((predicted == np.asarray(yb)).sum())
-        total, correct, seen = total + value * len(yb), correct + hits, seen + len(yb)
-        steps.append((value, hits / len(yb)))
+    beat = _Heartbeat(desc, len(loader), PROGRESS_EVERY, sys.stderr) if progress and bar is None else None
+    try:
+        for xb, yb in batches:
+            with _step(model):
+                optimizer.zero_grad()
+                loss, predicted = loss_and_predictions(model, xb, yb)
+                loss.backward()
+                optimizer.step()
+            value, hits = float(loss.numbers()), int((predicted == np.asarray(yb)).sum())
+            total, correct, seen = total + value * len(yb), correct + hits, seen + len(yb)
+            steps.append((value, hits / len(yb)))
+            if bar is not None:
+                bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+            if beat is not None:
+                beat.update(len(steps), total / seen, correct / seen)
+    finally:  # also on Ctrl-C: no bar left on the terminal, no thread left printing
         if bar is not None:
-            bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-    if bar is not None:
-        bar.close()
+            bar.close()
+        if beat is not None:
+            beat.close()
     return {"loss": total / seen, "accuracy": correct / seen, "seconds": time.perf_counter() - start, "steps": steps}
+
+
+def step_seconds(model, optimizer, X, y, batch_size, sample=None):
+    """About how many seconds one training step on ``batch_size`` images takes: a step timed on the
+    first ``sample`` images of X (all of ``batch_size`` when None) and scaled to ``batch_size``; for a
+    sample of a whole batch, the faster of two steps (the first warms caches up).
+
+    It trains ``model`` and ``optimizer``: pass throwaway copies (a fresh model of the same shape)."""
+    sample = min(batch_size, len(X)) if sample is None else max(1, min(sample, batch_size, len(X)))
+    xb, yb = X[:sample], np.asarray(y[:sample])
+    best = None
+    for _ in range(2 if sample == batch_size else 1):
+        with _step(model):
+            began = time.perf_counter()
+            optimizer.zero_grad()
+            loss, _ = loss_and_predictions(model, xb, yb)
+            loss.backward()
+            optimizer.step()
+            seconds = time.perf_counter() - began
+            del loss  # the graph goes here, in the step's time
+        best = seconds if best is None else min(best, seconds)
+    return best * batch_size / sample
 
 
 def fit(model, optimizer, X, y, epochs, batch_size=32, seed=0, start_epoch=0, on_epoch=None, progress=False,
