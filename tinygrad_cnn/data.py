@@ -156,6 +156,18 @@ class IDXError(ValueError):
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # 0x0803: ubyte, 3 dims; 0x0801: ubyte, 1 dim
 
 
+def _read_at_most(f, n, chunk=1 << 24):
+    """Up to ``n`` bytes of ``f``, read in chunks: memory grows with what the file holds, not with ``n``."""
+    parts, left = [], n
+    while left > 0:
+        part = f.read(min(chunk, left))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 def read_idx(path, magic=None):
     """The array stored in one IDX file (raw or gzipped): a read-only uint8 array of the file's dims.
 
@@ -167,10 +179,15 @@ def read_idx(path, magic=None):
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+            gzipped = f.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as f:  # never more than the header asks for
+            raw = f.read(4)
+            if len(raw) == 4 and raw[:3] == b"\x00\x00\x08" and raw[3]:
+                raw += f.read(4 * raw[3])
+                if len(raw) == 4 + 4 * raw[3]:
+                    size = math.prod(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(raw[3]))
+                    raw += _read_at_most(f, size + 1)  # one byte more: a file longer than its header says
+    except (OSError, EOFError, zlib.error, OverflowError, MemoryError) as e:  # BadGzipFile is an OSError
         raise IDXError(f"{path}: cannot read it ({type(e).__name__}: {e})") from None
     if len(raw) < 4:
         raise IDXError(f"{path}: truncated, {len(raw)} bytes is shorter than an IDX header")

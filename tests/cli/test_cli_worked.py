@@ -98,7 +98,7 @@ def test_array_options_read_json_npy_and_text_files(capsys, tmp_path):
     (["--x", "no/such/file.npy"], "--x: expected a JSON list, or the path of a .npy or text file"),
     (["--seed", "1"], "--seed: is only used with the model square15"),
     (["--model", "square15", "--seed", "x"], "--seed: expected a non-negative integer"),
-    (["--svg", "/no/such/folder/g.svg"], "--svg: expected a path in an existing folder"),
+    (["--svg", "/no/such/folder/g.svg"], "--svg: expected a file path in an existing folder"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, words):
     status, out, err = run(capsys, *argv)
@@ -113,7 +113,7 @@ def test_unreadable_files_are_named(capsys, tmp_path):
     text.write_text("a b c\n")
     for path, words in ((bad, "is not a .npy file or a text file of numbers"),
                         (text, "is not a .npy file or a text file of numbers"),
-                        (tmp_path, "cannot read")):
+                        (tmp_path, "is a folder, not a file")):
         status, out, err = run(capsys, "--kernel", str(path))
         assert status == 2 and out == "" and err.count("\n") == 1
         assert err.startswith("tinygrad-cnn worked: --kernel: ") and words in err and str(path) in err

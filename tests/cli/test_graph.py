@@ -80,7 +80,7 @@ def test_without_dot_a_picture_fails_with_one_line_naming_the_install_command(ca
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-o", "nowhere/g.svg"], "-o: expected a path in an existing folder"),
+    (["-o", "nowhere/g.svg"], "-o: expected a file path in an existing folder"),
     (["-o", "g.png", "--format", "svg"], "--format svg does not match the suffix of -o g.png"),
     (["--max-nodes", "-3"], "--max-nodes: expected a number >= 0, got -3")])
 def test_bad_options_print_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):

@@ -118,6 +118,11 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    for key, value in vars(args).items():  # argparse takes --opt=-- as an empty list
+        if value == [] and key != "hide":
+            print(f"tinygrad-cnn {args.command}: --{key.replace('_', '-')}: expected a value, got '--'",
+                  file=sys.stderr)
+            return 2
     try:
         with _signals():
             return args.func(args) or 0

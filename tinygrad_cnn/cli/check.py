@@ -8,7 +8,7 @@ from .. import worked as W
 from ..worked import check as C
 from ..worked import modelfile
 from ..worked.page import page
-from .worked import check_output, write_page
+from .worked import check_output, read_text, write_page
 
 
 def register(subparsers):
@@ -40,12 +40,7 @@ def run(args):
     if args.html:
         check_output(args.html, "--html", ".html")
     try:
-        with open(args.answers, encoding="utf-8") as f:
-            answers = C.loads(f.read(), args.answers)
-    except OSError as e:
-        raise cli.UsageError(f"{args.answers}: cannot read it ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise cli.UsageError(f"{args.answers}: not a text file") from None
+        answers = C.loads(read_text(args.answers, "ANSWERS"), args.answers)
     except C.AnswersError as e:
         raise cli.UsageError(str(e)) from None
     try:

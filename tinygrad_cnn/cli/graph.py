@@ -7,6 +7,7 @@ import warnings
 from .. import cli, viz
 from .. import worked as W
 from ..files import FORMATS, atomic_write, format_from_suffix
+from .train import check_output_file
 from .worked import add_network_options, builtin_result, file_solution, read_lr
 
 LEVELS = {"scalar": "value", "tensor": "tensor"}  # level -> engine
@@ -108,11 +109,5 @@ def _format_and_path(output, fmt):
         fmt = implied
     fmt = fmt or "svg"
     path = output or f"graph.{fmt}"
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise cli.UsageError(f"-o: expected a path in an existing folder, got {path} ({folder} does not exist)")
-    if os.path.isdir(path):
-        raise cli.UsageError(f"-o: {path} is a folder, not a file")
-    if not os.access(folder, os.W_OK):
-        raise cli.UsageError(f"-o: cannot write to {folder} (permission denied)")
+    check_output_file(path, "-o")
     return fmt, path

@@ -16,7 +16,7 @@ from ..files import atomic_write
 from ..worked import modelfile, text
 from ..worked.network import KINKS
 from ..worked.page import page
-from .train import check_plots
+from .train import check_output_file, check_plots
 
 ARRAY_HELP = "a JSON list, or the path of a .npy or text file"
 
@@ -102,21 +102,47 @@ def file_solution(args, engine, lr, mistakes=(), text_first=False):
         raise cli.UsageError(f"--model: {e}") from None
 
 
+MAX_FILE = 4 << 20  # an input file (array, model file, answers) larger than this is no hand exercise
+
+
+def read_text(path, option):
+    """The text of the input file ``path`` (a regular file of at most MAX_FILE bytes), or a UsageError."""
+    if os.path.isdir(path):
+        raise cli.UsageError(f"{option}: {path} is a folder, not a file")
+    if not os.path.isfile(path):
+        raise cli.UsageError(f"{option}: {path} is not a regular file")
+    if os.path.getsize(path) > MAX_FILE:
+        raise cli.UsageError(f"{option}: {path} is {os.path.getsize(path)} bytes, more than an exercise needs "
+                             f"(at most {MAX_FILE})")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise cli.UsageError(f"{option}: cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise cli.UsageError(f"{option}: {path} is not a text file") from None
+
+
 def read_array(text, option):
     """ARRAY: a JSON list, or a .npy / text file (whitespace- or comma-separated numbers, or JSON)."""
     if os.path.exists(text):
         try:
             if text.endswith(".npy"):
-                return np.load(text, allow_pickle=False)
-            with open(text, encoding="utf-8") as f:
-                content = f.read()
+                if not os.path.isfile(text) or os.path.getsize(text) > MAX_FILE:
+                    raise cli.UsageError(f"{option}: {text} is not a regular file of at most {MAX_FILE} bytes")
+                a = np.load(text, allow_pickle=False)
+                if a.dtype.kind not in "biuf":
+                    raise cli.UsageError(f"{option}: {text} holds {a.dtype} data, not real numbers")
+                return a
+            content = read_text(text, option)
             if content.lstrip().startswith("["):
                 return _json(content, option, f" in {text}")
             return np.loadtxt(io.StringIO(content.replace(",", " ")), dtype=np.float64)
         except OSError as e:
             raise cli.UsageError(f"{option}: cannot read {text}: {e.strerror or e}") from None
         except (ValueError, EOFError, UnicodeDecodeError) as e:
-            raise cli.UsageError(f"{option}: {text} is not a .npy file or a text file of numbers ({e})") from None
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise cli.UsageError(f"{option}: {text} is not a .npy file or a text file of numbers ({why})") from None
     if text.lstrip().startswith("["):
         return _json(text, option, "")
     raise cli.UsageError(f"{option}: expected {ARRAY_HELP}; {text!r} is neither (no such file)")
@@ -127,6 +153,8 @@ def _json(text, option, where):
         return json.loads(text)
     except ValueError as e:
         raise cli.UsageError(f"{option}: expected a JSON list{where}, got invalid JSON ({e})") from None
+    except RecursionError:
+        raise cli.UsageError(f"{option}: expected a JSON list{where}, got one nested too deep") from None
 
 
 def _seed(text):
@@ -157,13 +185,7 @@ def check_output(path, option, suffix=None):
     """Refuse an output path that cannot be written (or has another suffix), before any work."""
     if suffix and not path.endswith(suffix):
         raise cli.UsageError(f"{option}: expected a path ending in {suffix}, got {path}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise cli.UsageError(f"{option}: expected a path in an existing folder, got {path} ({folder} does not exist)")
-    if os.path.isdir(path):
-        raise cli.UsageError(f"{option}: {path} is a folder, not a file")
-    if not os.access(folder, os.W_OK):
-        raise cli.UsageError(f"{option}: cannot write to {folder} (permission denied)")
+    check_output_file(path, option)
 
 
 def run(args):

@@ -82,6 +82,16 @@ def working_order(keys):
     return sorted(keys, key=rank)
 
 
+def _check_numbers(key, value):
+    """The student's numbers of one quantity: finite JSON numbers (nested lists of them), or an AnswersError."""
+    for v in np.ravel(np.array(value, dtype=object)) if isinstance(value, list) else [value]:
+        if isinstance(v, list):
+            _check_numbers(key, v)
+        elif isinstance(v, bool) or not isinstance(v, (int, Decimal)) or not Decimal(v).is_finite() \
+                or v and Decimal(v).adjusted() > 300:
+            raise AnswersError(f"{key}: expected finite numbers, got {json.dumps(_plain(v), default=str)[:40]}")
+
+
 def _decimals(d):
     return max(0, -d.as_tuple().exponent) if isinstance(d, Decimal) else 0
 
@@ -114,6 +124,10 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
     right = work_network(model, x, target, loss, lr, engine, None, names, state)
     expected = flatten(keys_of(right))
     given = flatten(answers)
+    if not given:
+        raise AnswersError("no quantities to check (the keys are those of worked --json: loss, layers.0.output, ...)")
+    for key, value in given.items():
+        _check_numbers(key, value)
     unknown = [k for k in given if k not in expected]
     if unknown:
         raise AnswersError(f"unknown quantit{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (the keys are "
@@ -149,11 +163,17 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
     return Report(quantities, wrong[0] if wrong else None, diagnoses, right)
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number a student writes")
+
+
 def loads(text, source="answers"):
     try:
-        obj = json.loads(text, parse_float=Decimal)
+        obj = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except ValueError as e:
         raise AnswersError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise AnswersError(f"{source}: nested too deep") from None
     if not isinstance(obj, dict):
         raise AnswersError(f"{source}: expected a JSON object with quantities of worked --json")
     return obj

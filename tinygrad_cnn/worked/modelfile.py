@@ -6,6 +6,8 @@ their keyword arguments; ``weight`` and ``bias`` arrays in PyTorch's shapes, ``"
 none, and arrays left out drawn from ``"seed"`` (PyTorch's initialisation).
 """
 import json
+import math
+import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -17,6 +19,9 @@ from ..files import atomic_write
 from .network import LAYERS, LOSSES
 
 TOP_KEYS = ("title", "input", "target", "layers", "loss", "lr", "seed")
+MAX_BYTES = 4 << 20     # a model file larger than this is no exercise (the textbook's, 3,072 inputs: 15 kB)
+MAX_PARAMETERS = 10 ** 7  # nor a network with more parameters (the textbook's 12.4 network has 62,006)
+_BIG = 1e300            # numbers beyond this (or not finite) are refused: float64 must hold them and their products
 
 
 class ModelFileError(ValueError):
@@ -51,14 +56,18 @@ class ModelFile:
 
 
 def _exact_array(value, where):
-    """Nested lists of numbers or decimal strings as an object array of Fractions."""
+    """Nested lists of finite numbers or decimal strings as an object array of Fractions."""
     try:
         a = np.array(value, dtype=object)
         if a.dtype != object or any(isinstance(v, (list, dict, bool)) or v is None for v in a.flat):
             raise ValueError
-        return rationals(a)
-    except (ValueError, TypeError, InvalidOperation, ArithmeticError):
-        raise ModelFileError(f"{where}: expected a rectangular array of numbers, got {json.dumps(value, default=str)[:80]}") from None
+        out = rationals(a)
+    except (ValueError, TypeError, InvalidOperation, ArithmeticError, RuntimeError, RecursionError):
+        text = json.dumps(value, default=str)[:80] if not isinstance(value, list) else "a nesting of lists"
+        raise ModelFileError(f"{where}: expected a rectangular array of numbers, got {text}") from None
+    if not all(type(v) is not float and abs(v.numerator) <= 10 ** 300 * v.denominator for v in out.flat):
+        raise ModelFileError(f"{where}: expected finite numbers of at most {_BIG:g} in size")
+    return out
 
 
 def _setting(value):
@@ -70,6 +79,24 @@ def _setting(value):
     return value
 
 
+def _check_size(kind, options, where):
+    """Refuse, before making it, a layer with more than MAX_PARAMETERS weights."""
+    def number(key):
+        v = options.get(key, 1)
+        return math.prod(v) if isinstance(v, tuple) and all(isinstance(n, int) for n in v) else v
+    sizes = {"Linear": ("in_features", "out_features"),
+             "Conv1d": ("in_channels", "out_channels", "kernel_size"),
+             "Conv2d": ("in_channels", "out_channels", "kernel_size", "kernel_size"),
+             "ConvTranspose2d": ("in_channels", "out_channels", "kernel_size", "kernel_size")}.get(kind, ())
+    values = [number(k) for k in sizes]
+    if values and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        if isinstance(options.get("kernel_size"), tuple):
+            values = values[:3]  # a (kH, kW) tuple already multiplied out
+        if math.prod(values) > MAX_PARAMETERS:
+            raise ModelFileError(f"{where} ({kind}): {math.prod(values)} weights are more than a worked solution "
+                                 f"takes (at most {MAX_PARAMETERS})")
+
+
 def _layer(spec, i, rng, where):
     if not isinstance(spec, dict) or "type" not in spec:
         raise ModelFileError(f"{where}: expected an object with a \"type\" (one of {', '.join(LAYERS)})")
@@ -78,6 +105,7 @@ def _layer(spec, i, rng, where):
         raise ModelFileError(f"{where}: type {kind!r} is not a layer a worked solution takes ({', '.join(LAYERS)})")
     options = {k: _setting(v) for k, v in spec.items() if k not in ("type", "name", "weight", "bias")}
     weighted = kind in ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear")
+    _check_size(kind, options, where)
     if weighted:
         options["rng"] = rng
         if spec.get("bias") is False:
@@ -88,6 +116,8 @@ def _layer(spec, i, rng, where):
         module = getattr(nn, kind)(**options)
     except (TypeError, ValueError, IndexError) as e:
         raise ModelFileError(f"{where} ({kind}): {e}") from None
+    except MemoryError:
+        raise ModelFileError(f"{where} ({kind}): too large to make") from None
     state = {}
     for name in ("weight", "bias"):
         value = spec.get(name)
@@ -137,7 +167,8 @@ def parse(obj, source="model file"):
                              f"\"type\", got {json.dumps(loss, default=str)}")
     lr = obj.get("lr", 0.01)
     try:
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, Decimal, str)) or not Decimal(lr).is_finite():
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, Decimal, str)) or not Decimal(lr).is_finite() \
+                or lr and Decimal(lr).adjusted() > 300:
             raise InvalidOperation
     except (InvalidOperation, ValueError):
         raise ModelFileError(f"{source}: lr: expected a number, got {lr!r}") from None
@@ -157,16 +188,29 @@ def _all_ints(value):
         value, bool)
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number a model file takes")
+
+
 def loads(text, source="model file"):
     try:
-        obj = json.loads(text, parse_float=Decimal)
+        obj = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except ValueError as e:
         raise ModelFileError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelFileError(f"{source}: nested too deep") from None
     return parse(obj, source)
 
 
 def load(path):
     """Read the model file at ``path``; a ModelFileError names the problem."""
+    if not os.path.isfile(path):
+        what = "no such file" if not os.path.lexists(path) else "a folder" if os.path.isdir(path) else \
+            "not a regular file"
+        raise ModelFileError(f"{path}: cannot read it ({what})")
+    if os.path.getsize(path) > MAX_BYTES:
+        raise ModelFileError(f"{path}: {os.path.getsize(path)} bytes is more than a model file holds (at most "
+                             f"{MAX_BYTES})")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
