@@ -9,6 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tinygrad_cnn import worked as W
+from tinygrad_cnn.exact import rational, rationals
 from tinygrad_cnn.models import square_detector15
 from tinygrad_cnn.testing import central_differences
 from tinygrad_cnn.testing import strategies as tst
@@ -44,16 +45,20 @@ def route(a1, winners, vector):
 
 
 def reference(X, F, b1, w4, b4, y):
-    z1 = conv(X, F) + b1
-    a1 = np.maximum(z1, 0.0)
-    a2, winners = windows_max(a1)
+    # the kinks are decided on the exact values of the numbers given (as a hand computation): ReLU's
+    # mask and the pool's winners from z1 in fractions, the rest in float64
+    exact = conv(rationals(X), rationals(F)) + rational(b1)
+    z1 = exact.astype(np.float64)
+    a1 = np.maximum(z1, 0.0) * (exact > 0)
+    _, winners = windows_max(np.maximum(exact, 0))
+    a2 = np.array([a1[r, c] for r, c in winners]).reshape(len(a1) // 2, len(a1) // 2)
     a3 = a2.ravel()
     z4 = float(w4 @ a3 + b4)
     a4 = 1.0 / (1.0 + math.exp(-z4))
     clamped_log = lambda p: max(math.log(p), -100.0) if p > 0 else -100.0  # noqa: E731  (as PyTorch's BCE)
     loss = -(y * clamped_log(a4) + (1 - y) * clamped_log(1 - a4))
     dz4 = a4 - y
-    dz1 = route(a1, winners, dz4 * w4) * (z1 > 0)
+    dz1 = route(a1, winners, dz4 * w4) * (exact > 0)
     grads = {"a4": -y / a4 + (1 - y) / (1 - a4), "z4": dz4, "w4": dz4 * a3, "b4": dz4, "a3": dz4 * w4,
              "a2": (dz4 * w4).reshape(a2.shape), "a1": route(a1, winners, dz4 * w4), "z1": dz1,
              "F": conv(X, dz1), "b1": dz1.sum()}

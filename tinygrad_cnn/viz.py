@@ -342,8 +342,9 @@ OP_STYLE = {"shape": "ellipse", "style": "filled", "fillcolor": COLORS["op"], "f
             "height": "0", "margin": "0.03,0.01"}
 
 
-def _legend(graph, view):
-    """A key to the shapes and colours of the kinds of node drawn, samples named as in the graph."""
+def _legend(graph, view, show_data=True, show_grad=True):
+    """A key to the shapes and colours of the kinds of node drawn, samples named as in the graph (its
+    line for the numbers in the boxes only with the numbers that are shown)."""
     first = {}
     for node in sorted(view.drawn, key=graph.sort_key):
         first.setdefault(graph.kind(node), node)
@@ -360,10 +361,14 @@ def _legend(graph, view):
             rows.append(f'<TD BGCOLOR="{COLORS[kind]}" {border}>{sample}</TD><TD ALIGN="LEFT">{text[kind]}</TD>')
     if any(n.parents for n in view.drawn):
         rows.append(f'<TD BGCOLOR="{COLORS["op"]}" BORDER="1" STYLE="rounded">× + max</TD><TD ALIGN="LEFT">operation</TD>')
-    rows.append(f'<TD BORDER="1">data | {red}</TD><TD ALIGN="LEFT">the forward value | d {root_word[4:]} / d value</TD>')
+    shown = [(cell, words) for cell, words, on in (("data", "the forward value", show_data),
+                                                   (red, f"d {root_word[4:]} / d value", show_grad)) if on]
+    if shown:
+        rows.append(f'<TD BORDER="1">{" | ".join(c for c, _ in shown)}</TD>'
+                    f'<TD ALIGN="LEFT">{" | ".join(w for _, w in shown)}</TD>')
     body = "".join(f"<TR>{r}</TR>" for r in rows)
-    return (f'<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3"><TR><TD COLSPAN="2"><B>legend</B></TD></TR>{body}'
-            f'<TR><TD COLSPAN="2">numbers to 4 significant digits</TD></TR></TABLE>>')
+    digits = '<TR><TD COLSPAN="2">numbers to 4 significant digits</TD></TR>' if shown else ""
+    return f'<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3"><TR><TD COLSPAN="2"><B>legend</B></TD></TR>{body}{digits}</TABLE>>'
 
 
 # --- the picture ------------------------------------------------------------------------------------
@@ -433,7 +438,7 @@ def to_dot(root, params=None, *, show_data=True, show_grad=True, collapse=False,
     dot.attr("node", fontname=FONT, fontsize="11", height="0.2")
     dot.attr("edge", arrowsize="0.5", color="#555555")
     if legend:
-        dot.node("legend", _legend(graph, view), shape="box", style="rounded,dashed", color="#999999", fontsize="11")
+        dot.node("legend", _legend(graph, view, show_data, show_grad), shape="box", style="rounded,dashed", color="#999999", fontsize="11")
         if drawing.rankdir == "LR":  # beside the loss, at the right end, where there is room
             dot.body.append(f"\t{{rank=same; v{graph.index[graph.root]} legend}}\n")
     drawing.draw()

@@ -144,3 +144,14 @@ def test_expand_draws_the_loss_internals_and_rankdir_is_taken(capsys, tmp_path):
     assert run(capsys, "-o", str(path), "--expand", "--rankdir", "TB")[0] == 0
     expanded = path.read_text(encoding="utf-8")
     assert "BCE" in composite and "1e-44" not in composite and "1e-44" in expanded and "rankdir=TB" in expanded
+
+
+def test_hide_drops_the_numbers_and_their_legend_line(capsys, tmp_path):
+    path = tmp_path / "g.dot"
+    assert run(capsys, "-o", str(path), "--hide", "data", "--hide", "grad")[0] == 0
+    dot = path.read_text(encoding="utf-8")
+    red = 'COLOR="#b03a2e"'  # the gradients' colour
+    assert red not in dot and ">data " not in dot and "d loss / d value" not in dot and "significant" not in dot
+    assert run(capsys, "-o", str(path), "--hide", "grad")[0] == 0
+    dot = path.read_text(encoding="utf-8")
+    assert "the forward value" in dot and "d loss / d value" not in dot and red not in dot and ">data " in dot
