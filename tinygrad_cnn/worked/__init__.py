@@ -56,12 +56,7 @@ MODELS = {
 }
 
 
-class InputError(ValueError):
-    """A bad argument to ``work``; ``arg`` names it (x, kernel, b1, w4, b4, label, seed, model, engine)."""
-
-    def __init__(self, arg, message):
-        super().__init__(f"{arg}: {message}")
-        self.arg, self.detail = arg, message
+InputError = NetworkError  # a bad argument to ``work``; ``.arg`` names it (x, kernel, b1, ..., model, engine)
 
 
 @dataclass

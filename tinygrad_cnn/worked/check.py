@@ -163,17 +163,9 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
     return Report(quantities, wrong[0] if wrong else None, diagnoses, right)
 
 
-def _no_constant(name):
-    raise ValueError(f"{name} is not a number a student writes")
-
-
 def loads(text, source="answers"):
-    try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-    except ValueError as e:
-        raise AnswersError(f"{source}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise AnswersError(f"{source}: nested too deep") from None
+    from .modelfile import decimal_json
+    obj = decimal_json(text, source, AnswersError)
     if not isinstance(obj, dict):
         raise AnswersError(f"{source}: expected a JSON object with quantities of worked --json")
     return obj

@@ -189,17 +189,21 @@ def _all_ints(value):
 
 
 def _no_constant(name):
-    raise ValueError(f"{name} is not a number a model file takes")
+    raise ValueError(f"{name} is not a number a person writes")
+
+
+def decimal_json(text, source, error):
+    """JSON text with its numbers as written (Decimals; NaN and Infinity refused), or ``error`` naming ``source``."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except ValueError as e:
+        raise error(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise error(f"{source}: nested too deep") from None
 
 
 def loads(text, source="model file"):
-    try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-    except ValueError as e:
-        raise ModelFileError(f"{source}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise ModelFileError(f"{source}: nested too deep") from None
-    return parse(obj, source)
+    return parse(decimal_json(text, source, ModelFileError), source)
 
 
 def load(path):
