@@ -1,6 +1,5 @@
 """``tinygrad-cnn graph``: a picture of a network's computation graph after one backward pass: every
 value with its data and gradient, every operation, grouped by layer."""
-import os
 import sys
 import warnings
 

@@ -11,8 +11,7 @@ import numpy as np
 
 from .. import cli, nn
 from .. import worked as W
-from ..files import DotNotFoundError, require_dot
-from ..files import atomic_write
+from ..files import DotNotFoundError, atomic_write, require_dot
 from ..worked import modelfile, text
 from ..worked.network import KINKS
 from ..worked.page import page

@@ -119,7 +119,7 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
     """Check ``answers`` (a dict as ``worked --json``, numbers as Decimals) against the worked solution of
     the network; ``keys_of(solution)`` gives the JSON object (default ``solution.to_json()``)."""
     keys_of = keys_of or (lambda s: s.to_json())
-    solve = lambda mistakes=(): keys_of(work_network(model, x, target, loss, lr, engine, None, names, state,  # noqa: E731
+    solve = lambda mistakes=(): keys_of(work_network(model, x, target, loss, lr, engine, None, names, state,
                                                      mistakes))
     right = work_network(model, x, target, loss, lr, engine, None, names, state)
     expected = flatten(keys_of(right))

@@ -31,7 +31,7 @@ def _colour(v, scale, colours):
     t = min(1.0, abs(v) / scale)
     r, g, b = colours[int(v > 0)]
     mix = [round(255 + (c - 255) * t) for c in (r, g, b)]
-    return "#%02x%02x%02x" % tuple(mix)
+    return "#" + "".join(f"{c:02x}" for c in mix)
 
 
 def _ink(v, scale):
@@ -55,15 +55,15 @@ class _Cells:
         """An array of node ids ("v12") per element of ``node`` (one id for a Tensor), or None."""
         if node is None:
             return None
-        if isinstance(node, np.ndarray):
-            flat = np.asarray(node).reshape(shape) if np.size(node) == int(np.prod(shape)) else None
-            if flat is None:
+        if isinstance(node, np.ndarray):  # Values: one id per element
+            if node.size != int(np.prod(shape)):
                 return None
-            return np.vectorize(lambda v: f"v{self.index[v]}" if v in self.index else "", otypes=[object])(flat)
+            return np.vectorize(lambda v: f"v{self.index[v]}" if v in self.index else "", otypes=[object])(
+                np.asarray(node).reshape(shape))
         return np.full(shape, f"v{self.index[node]}" if node in self.index else "", dtype=object)
 
 
-def _table(a, scale, colours, ids=None, names=None, prefix=""):
+def _table(a, scale, colours, ids=None):
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     ids = None if ids is None else np.asarray(ids, dtype=object).reshape(a.shape)
     rows = []
@@ -163,7 +163,7 @@ def steps(root, composite=("loss",)):
     what they send a node outside is one term from that layer."""
     order = root.topo_order()
     index = {n: i for i, n in enumerate(order)}
-    inside = lambda n: n.layer in composite and n.parents  # noqa: E731
+    inside = lambda n: n.layer in composite and n.parents
     users = {n: {} for n in order}
     for node in order:
         if node.parents and node.grad is not None:
@@ -180,7 +180,7 @@ def steps(root, composite=("loss",)):
         for parent in node.parents:
             named.setdefault(parent, node.name or named.get(node))
     out = []
-    for node in sorted(reversed(order), key=lambda n: depth.get(n, 0)):
+    for node in sorted(reversed(order), key=lambda n: depth.get(n, 0)):  # noqa: C414 (stable: ties keep that order)
         if node.grad is None or node is not root and inside(node):
             continue
         if not node.parents and node.name is None and node.layer is not None:
