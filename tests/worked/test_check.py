@@ -92,3 +92,17 @@ def test_worked_mistake_marks_where_it_acts(capsys):
     assert cli.main(["worked", "--mistake", "relu-for-relu-derivative"]) == 0
     out = capsys.readouterr().out
     assert "made on purpose" in out and "!!! the mistake made here: dL/dx = dL/dout * ReLU(x)" in out
+
+
+@pytest.mark.parametrize("name", list(M.CATALOGUE))
+def test_worked_mistake_runs_for_every_entry_on_the_built_ins(capsys, name):
+    assert cli.main(["worked", "--mistake", name]) == 0
+    assert "made on purpose" in capsys.readouterr().out
+
+
+def test_an_empty_array_file_is_one_line(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert cli.main(["graph", "--x", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--x: expected a square 5x5 matrix" in err

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -136,7 +137,9 @@ def read_array(text, option):
             content = read_text(text, option)
             if content.lstrip().startswith("["):
                 return _json(content, option, f" in {text}")
-            return np.loadtxt(io.StringIO(content.replace(",", " ")), dtype=np.float64)
+            with warnings.catch_warnings():  # an empty file: numpy warns, and the shape check says it
+                warnings.simplefilter("ignore")
+                return np.loadtxt(io.StringIO(content.replace(",", " ")), dtype=np.float64)
         except OSError as e:
             raise cli.UsageError(f"{option}: cannot read {text}: {e.strerror or e}") from None
         except (ValueError, EOFError, UnicodeDecodeError) as e:

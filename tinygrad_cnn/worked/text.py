@@ -132,8 +132,9 @@ LOSS_FORMULAS = {
 
 
 def count(solution):
-    """How many numbers the text shows."""
-    return count_of(solution.network, solution.input.shape)
+    """How many numbers the text of a worked solution shows (as ``count_of`` its network)."""
+    n = 2 * solution.input.size + sum(2 * s.output.size for s in solution.layers)
+    return n + sum(3 * p["value"].size for p in solution.params.values())
 
 
 def count_of(model, shape):
@@ -148,10 +149,12 @@ def count_of(model, shape):
 def too_large(model, shape):
     """A TooLarge error for the text of a network that has more than MAX_NUMBERS numbers, else None."""
     n = count_of(model, shape)
-    if n > MAX_NUMBERS:
-        return TooLarge(f"this network has {n} numbers to show, too many to print (at most {MAX_NUMBERS}): use "
-                        f"--json for all of them, or --html for a page")
-    return None
+    return _too_large(n) if n > MAX_NUMBERS else None
+
+
+def _too_large(n):
+    return TooLarge(f"this network has {n} numbers to show, too many to print (at most {MAX_NUMBERS}): use "
+                    f"--json for all of them, or --html for a page")
 
 
 def _loss_words(solution):
@@ -164,9 +167,9 @@ def _loss_words(solution):
 
 def report(solution):
     """The solution as lines of text; TooLarge when it has more than MAX_NUMBERS numbers."""
-    error = too_large(solution.network, solution.input.shape)
-    if error:
-        raise error
+    n = count(solution)
+    if n > MAX_NUMBERS:
+        raise _too_large(n)
     s = solution
     batched = _batched(s)
     out = [f"Worked solution: {s.title}",
