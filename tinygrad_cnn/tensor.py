@@ -14,6 +14,7 @@ from .autograd import Node, _grad_enabled, _layer, no_grad
 from .composed import Composed
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_EXACT = np.dtype(object)  # the dtype of exact data (Fractions); dtypes are singletons, so ``is`` tells
 
 
 def _pow_base(g, x, y, out):
@@ -91,7 +92,7 @@ def _node(data, parents, op, entry, saved):
     """
     out = Tensor.__new__(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives scalars for 0-d
-    if out.data.dtype == object:  # exact numbers stay exact until they meet a float
+    if out.data.dtype is _EXACT:  # exact numbers stay exact until they meet a float
         out.data = settle(out.data)
     out.grad = out.name = out._pending = None
     out.layer = _layer[0]
@@ -155,7 +156,7 @@ class Tensor(Composed, Node):
 
     def numbers(self):
         """The numbers (the data array itself; exact data as float64), as ``ValueArray.numbers()``."""
-        return self.data if self.data.dtype != object else self.data.astype(np.float64)
+        return self.data if self.data.dtype is not _EXACT else self.data.astype(np.float64)
 
     def grads(self):
         """The gradient as an array (zeros before any backward reaches this tensor)."""
@@ -166,7 +167,7 @@ class Tensor(Composed, Node):
 
     def copy_(self, array):
         """Overwrite the numbers in place (dtype and graph identity kept), as torch's ``copy_``."""
-        self.data[...] = rationals(array) if self.data.dtype == object else array
+        self.data[...] = rationals(array) if self.data.dtype is _EXACT else array
         return self
 
     def detach(self):
@@ -179,14 +180,14 @@ class Tensor(Composed, Node):
 
     def _grad_dtype(self):
         """The dtype of this tensor's gradients: its own, float64 for exact data."""
-        return np.dtype(np.float64) if self.data.dtype == object else self.data.dtype
+        return np.dtype(np.float64) if self.data.dtype is _EXACT else self.data.dtype
 
     def _other(self, x):
         """The other operand as a Tensor: a number takes self's dtype (as in torch), arrays their own;
         numbers that meet exact data are read as exact decimals."""
         if isinstance(x, Tensor):
             return x
-        if self.data.dtype == object and not isinstance(x, Tensor):
+        if self.data.dtype is _EXACT and not isinstance(x, Tensor):
             return _constant(rationals(x))
         if _is_number(x):
             return _constant(np.array(x, dtype=self.data.dtype))
@@ -221,7 +222,7 @@ class Tensor(Composed, Node):
 
     def _scalar(self, x):
         """A number argument: exact when self is, else a float."""
-        return rational(x) if self.data.dtype == object else float(x)
+        return rational(x) if self.data.dtype is _EXACT else float(x)
 
     def maximum(self, other):
         """Elementwise larger of self and other; on a tie the gradient goes to self."""
@@ -318,22 +319,31 @@ class Tensor(Composed, Node):
         """The chain rule at this node: (parent, d loss / d parent through this node) for each parent
         that requires grad, given g = d loss / d self."""
         entry, saved = self._local
-        for i, (parent, rule) in enumerate(zip(self.parents, entry[1:])):
-            if parent.requires_grad:
-                d = rule(g, *saved)
-                if d.dtype == object:  # a float gradient times exact numbers: float64
-                    d = d.astype(np.float64)
-                if d.shape != parent.data.shape:
-                    if self.op in _BROADCASTING:  # the parent was broadcast in the forward pass
-                        d = B.unbroadcast(d, parent.data.shape)
-                    if d.shape != parent.data.shape:
-                        raise RuntimeError(f"backward of {self.op}: the gradient for input {i} "
-                                           f"has shape {d.shape} but the input has shape {parent.data.shape}")
-                yield parent, d
+        return [(parent, self._fit(rule(g, *saved), parent)) for parent, rule in zip(self.parents, entry[1:])
+                if parent.requires_grad]
+
+    def _fit(self, d, parent):
+        """A rule's gradient for ``parent``: float64 (not exact), summed back over broadcast dims, of
+        the parent's shape (else a RuntimeError naming the op, the input and both shapes)."""
+        if d.dtype is _EXACT:  # a float gradient times exact numbers
+            d = d.astype(np.float64)
+        if d.shape != parent.data.shape:
+            if self.op in _BROADCASTING:  # the parent was broadcast in the forward pass
+                d = B.unbroadcast(d, parent.data.shape)
+            if d.shape != parent.data.shape:
+                raise RuntimeError(f"backward of {self.op}: the gradient for input {self.parents.index(parent)} "
+                                   f"has shape {d.shape} but the input has shape {parent.data.shape}")
+        return d
 
     def _push(self):
-        for parent, d in self._terms(self._pending):
-            parent._pending = d if parent._pending is None else parent._pending + d
+        g = self._pending
+        entry, saved = self._local
+        for parent, rule in zip(self.parents, entry[1:]):  # as _terms, inline: the hot loop of backward
+            if parent.requires_grad:
+                d = rule(g, *saved)
+                if d.shape != parent.data.shape or d.dtype is _EXACT:
+                    d = self._fit(d, parent)
+                parent._pending = d if parent._pending is None else parent._pending + d
 
     def _accumulate(self):
         g, dtype = self._pending, self._grad_dtype()
