@@ -23,7 +23,7 @@ from ..models import square_detector15, tiny_cnn10
 from ..nn import ENGINES, make_parameter
 from ..nn import functional as F
 from . import mistakes  # noqa: F401 (the catalogue: worked.mistakes.CATALOGUE)
-from .network import LAYERS, LOSSES, NetworkError, Solution, work_network  # noqa: F401 (re-exported)
+from .network import LAYERS, LOSSES, NetworkError, Solution, _plain, work_network  # noqa: F401 (re-exported)
 
 # The input image of the worked example (course material 000); its label is 1.
 WORKED_X = [[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]]
@@ -115,10 +115,6 @@ class Worked:
 
     def errata_at(self, step):
         return [e for e in self.errata if e.step == step]
-
-
-def _plain(a):
-    return float(a) if np.ndim(a) == 0 else np.asarray(a, dtype=float).tolist()
 
 
 def _squeeze(a):

@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 
 from . import mistakes as M
-from .network import work_network
+from .network import batch_size, work_network
 
 
 class AnswersError(ValueError):
@@ -142,7 +142,7 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
     wrong = [k for k, q in quantities.items() if not q["right"]]
     diagnoses = []
     if wrong:
-        batch = np.shape(x)[0] if np.ndim(x) > M._unbatched_ndim(model[0]) else 1
+        batch = batch_size(model, np.shape(x))
         explained = {}
         for name in M.CATALOGUE:
             if not M.applies(name, model, batch):

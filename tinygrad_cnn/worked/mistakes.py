@@ -14,6 +14,7 @@ import numpy as np
 from .. import nn
 from ..exact import EXACT
 from ..nn import functional as F
+from .network import batch_size
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def backward(net, engine, leaf, nodes, loss_node, loss_module, target, loss_opti
         loss = loss / math.log(10)
     if "loss-as-upstream-grad" in mistakes:
         grad = np.full(grad.shape, loss)
-    batch = nodes[0][0].shape[0] if len(nodes[0][0].shape) > _unbatched_ndim(net[0]) else 1
+    batch = batch_size(net, nodes[0][0].shape)
     grads_out, param_grads = [None] * len(nodes), {}
     for i in reversed(range(len(nodes))):
         module, (h, out) = net[i], nodes[i]
@@ -180,9 +181,3 @@ def backward(net, engine, leaf, nodes, loss_node, loss_module, target, loss_opti
     if "gradient-ascent" in mistakes:
         marks["step"] = CATALOGUE["gradient-ascent"].text
     return loss, grads_out, grad, param_grads, marks
-
-
-def _unbatched_ndim(first):
-    """The ndim of an unbatched input of the first layer (None: any)."""
-    return {"Conv1d": 2, "Conv2d": 3, "ConvTranspose2d": 3, "MaxPool2d": 3, "AvgPool2d": 3}.get(
-        type(first).__name__, 1)

@@ -95,6 +95,19 @@ class Solution:
         }
 
 
+_UNBATCHED_NDIM = {"Conv1d": 2, "Conv2d": 3, "ConvTranspose2d": 3, "MaxPool2d": 3, "AvgPool2d": 3}
+
+
+def batch_size(model, shape):
+    """N for an input of ``shape`` that is a batch (N, C, ...) for the model's first layer, else 1."""
+    return shape[0] if len(shape) > _UNBATCHED_NDIM.get(_layer_type(model[0]), 1) else 1
+
+
+def is_batched(model, shape):
+    """Whether an input of ``shape`` is a batch for the model's first layer (one more dim than (C, ...))."""
+    return len(shape) > _UNBATCHED_NDIM.get(_layer_type(model[0]), 1)
+
+
 def _plain(a):
     a = np.asarray(a)
     if a.dtype.kind in "iub":

@@ -272,19 +272,14 @@ target.addEventListener('keydown',function(e){
 """
 
 
-def _dims(ndim, batched):
-    names = (["image"] if batched else []) + ["channel"]
-    return names[:max(0, ndim - 2)]
-
-
 def page(solution, *, report=None, errata=(), fragment=False):
     """The HTML of the page for ``solution`` (a ``network.Solution``); ``report`` a check ``Report``
     (the student's numbers beside the right ones), ``errata`` the built-ins' ``Erratum`` list.
     ``fragment``: a <div> for a notebook (the arrow keys act when it has the focus), else a whole document."""
-    from .text import _batched, _settings
+    from .text import _settings, batched as is_batched, dims as dim_names
     s = solution
     uid = "tg" + secrets.token_hex(4)
-    batched = _batched(s)
+    batched = is_batched(s)
     values = [s.input] + [layer.output for layer in s.layers] + [p["value"] for p in s.params.values()]
     grads = [layer.grad_output for layer in s.layers] + [s.grad_input] + [p["grad"] for p in s.params.values()]
     vscale = max((float(np.max(np.abs(v))) for v in values if np.size(v)), default=1.0) or 1.0
@@ -294,10 +289,10 @@ def page(solution, *, report=None, errata=(), fragment=False):
         step_list, index = steps(s.root)
     cells = _Cells(index)
     def val(a, node=None, dims=None):
-        return _grids(a, vscale, VALUE_COLOURS, dims or _dims(np.ndim(a), batched), cells.ids(node, np.shape(a)))
+        return _grids(a, vscale, VALUE_COLOURS, dims or dim_names(np.ndim(a), batched), cells.ids(node, np.shape(a)))
 
     def grd(a, node=None, dims=None):
-        return _grids(a, gscale, GRAD_COLOURS, dims or _dims(np.ndim(a), batched), cells.ids(node, np.shape(a)))
+        return _grids(a, gscale, GRAD_COLOURS, dims or dim_names(np.ndim(a), batched), cells.ids(node, np.shape(a)))
     weights = ["out channel", "in channel"]
     params = dict(s.network.named_parameters()) if s.network is not None else {}
     keys = {}

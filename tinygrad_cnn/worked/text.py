@@ -60,7 +60,7 @@ def arrays(a, dims, indent=4):
     return lines
 
 
-def _dims(ndim, batched, conv1d=False):
+def dims(ndim, batched):
     """Names of the leading dims of an array of ``ndim`` dims in NCHW (or NCL) layout."""
     names = (["image"] if batched else []) + ["channel"]
     return names[:max(0, ndim - 2)]
@@ -171,7 +171,7 @@ def report(solution):
     if n > MAX_NUMBERS:
         raise _too_large(n)
     s = solution
-    batched = _batched(s)
+    is_batch = batched(s)
     out = [f"Worked solution: {s.title}",
            f"Engine: {s.engine}. Every number is the engine's: values are the graph nodes' .data, gradients their "
            f".grad after one loss.backward().",
@@ -181,8 +181,8 @@ def report(solution):
     if s.mistake:
         out += [f"!!! This solution has the mistake {s.mistake!r} made on purpose (marked !!! where it acts). "
                 f"Its numbers are wrong.", ""]
-    out += ["FORWARD PASS", f"x, the input {_shape(s.input)}{' (a batch)' if batched else ''}:"]
-    out += arrays(s.input, _dims(s.input.ndim, batched))
+    out += ["FORWARD PASS", f"x, the input {_shape(s.input)}{' (a batch)' if is_batch else ''}:"]
+    out += arrays(s.input, dims(s.input.ndim, is_batch))
     keys = {}
     for key in s.params:
         keys.setdefault(int(key.split(".")[0]), []).append(key)
@@ -194,7 +194,7 @@ def report(solution):
             value = s.params[key]["value"]
             out += [f"  {key.split('.', 1)[1]} {_shape(value)}:"] + arrays(value, ["out channel", "in channel"])
         out += [f"  {forward_words}", f"  output {_shape(layer.output)}:"]
-        out += arrays(layer.output, _dims(layer.output.ndim, batched))
+        out += arrays(layer.output, dims(layer.output.ndim, is_batch))
         if layer.winners is not None:
             out.append("  the largest of each window (only it passes a gradient back): " + "; ".join(
                 f"out[{','.join(map(str, np.unravel_index(i, layer.output.shape)))}] = x[{','.join(map(str, w))}]"
@@ -207,7 +207,7 @@ def report(solution):
     out += ["", "BACKWARD PASS (the chain rule, from the loss back to the input)"]
     last = s.layers[-1]
     out += [f"dL/d(output of {last.name}) {_shape(last.grad_output)}, from the loss: {grad}"]
-    out += arrays(last.grad_output, _dims(last.grad_output.ndim, batched))
+    out += arrays(last.grad_output, dims(last.grad_output.ndim, is_batch))
     for layer, below in zip(reversed(s.layers), [*reversed(s.layers[:-1]), None]):
         backward_words = FORMULAS[layer.type][1]
         target = f"output of {below.name}" if below is not None else "x, the input"
@@ -216,10 +216,10 @@ def report(solution):
         for key in keys.get(layer.index, ()):
             g = s.params[key]["grad"]
             summed = " (summed over every position it touched" + (
-                " and over the images of the batch" if batched else "") + ")"
-            mean = "; the loss's mean over the batch is already in dL/dout" if batched and reduction == "mean" else ""
+                " and over the images of the batch" if is_batch else "") + ")"
+            mean = "; the loss's mean over the batch is already in dL/dout" if is_batch and reduction == "mean" else ""
             out += [f"  dL/d{key.split('.', 1)[1]} {_shape(g)}{summed}{mean}:"] + arrays(g, ["out channel", "in channel"])
-        out += [f"  dL/d({target}) {_shape(grad_in)}:"] + arrays(grad_in, _dims(grad_in.ndim, batched))
+        out += [f"  dL/d({target}) {_shape(grad_in)}:"] + arrays(grad_in, dims(grad_in.ndim, is_batch))
     out += ["", f"ONE STEP OF GRADIENT DESCENT, p <- p - lr * dL/dp, lr = {s.lr:g}:"] + _mark(s, "step")
     for key, p in s.params.items():
         out += [f"  {key} {_shape(p['after_step'])}:"] + arrays(p["after_step"], ["out channel", "in channel"])
@@ -231,10 +231,7 @@ def _mark(s, place):
     return [f"  !!! the mistake made here: {s.marks[place]}"] if place in s.marks else []
 
 
-def _batched(s):
-    """Whether the input is a batch: the first layer takes (N, C, ...) for one more dim than (C, ...)."""
-    first = s.layers[0]
-    spatial = {"Conv1d": 1, "Conv2d": 2, "ConvTranspose2d": 2, "MaxPool2d": 2, "AvgPool2d": 2}.get(first.type)
-    if spatial is None:
-        return s.input.ndim > 1
-    return s.input.ndim == spatial + 2
+def batched(s):
+    """Whether the solution's input is a batch."""
+    from .network import is_batched
+    return is_batched([layer.module for layer in s.layers], s.input.shape)
