@@ -7,6 +7,7 @@ import pytest
 
 import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import Tensor, checkpoint, data
+from tinygrad_cnn.train import dtype_of
 from tinygrad_cnn.checkpoint import CheckpointError
 from tinygrad_cnn.models import square_detector15, tiny_cnn10
 from tinygrad_cnn.optim import SGD, Adam
@@ -19,7 +20,7 @@ def train(model, optimizer, steps, first_step=0):
     for step in range(first_step, first_step + steps):
         xb, yb = next(data.batches(X, Y, 16, seed=step))
         optimizer.zero_grad()
-        loss = F.binary_cross_entropy(model(Tensor(xb)).reshape(len(yb)), yb)
+        loss = F.binary_cross_entropy(model(Tensor(xb, dtype=dtype_of(model))).reshape(len(yb)), yb)
         loss.backward()
         optimizer.step()
 
@@ -34,21 +35,57 @@ def assert_same(a, b):
         np.testing.assert_array_equal(a[k], b[k])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make_optimizer", [lambda p: Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-7),
                                             lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3)])
-def test_resume_continues_to_the_same_numbers(tmp_path, make_optimizer):
-    model = square_detector15(seed=1)
+def test_resume_continues_to_the_same_numbers(tmp_path, make_optimizer, dtype):
+    model = square_detector15(seed=1, dtype=dtype)
     optimizer = make_optimizer(model.parameters())
     train(model, optimizer, 3)
     checkpoint.save(tmp_path / "ck.npz", model, optimizer, epoch=3)
     train(model, optimizer, 4, first_step=3)
 
-    resumed = square_detector15(seed=2)
+    resumed = square_detector15(seed=2, dtype=dtype)
     fresh_optimizer = type(optimizer)(resumed.parameters(), lr=1.0)  # hyper-parameters come from the file
     assert checkpoint.restore(tmp_path / "ck.npz", resumed, fresh_optimizer) == 3
     assert fresh_optimizer.lr == optimizer.lr
     train(resumed, fresh_optimizer, 4, first_step=3)
     assert_same(params(resumed), params(model))  # bit for bit
+    assert {p.dtype for p in resumed.parameters()} == {np.dtype(dtype)}
+
+
+def test_parameters_and_optimiser_buffers_are_saved_in_their_dtype(tmp_path):
+    for dtype in (np.float32, np.float64):
+        model = square_detector15(seed=3, dtype=dtype)
+        optimizer = Adam(model.parameters(), lr=0.01)
+        train(model, optimizer, 2)
+        checkpoint.save(tmp_path / "ck.npz", model, optimizer, epoch=2)
+        loaded = checkpoint.load(tmp_path / "ck.npz")
+        assert {a.dtype for a in loaded["model"].values()} == {np.dtype(dtype)}
+        assert {k: a.dtype for k, a in loaded["optimizer"]["state"].items()} == {
+            f"{i}.{name}": np.dtype(np.int64 if name == "step" else dtype)
+            for i in range(4) for name in ("step", "exp_avg", "exp_avg_sq")}
+        assert checkpoint.saved_dtype(loaded) == dtype
+        assert_same(loaded["model"], model.state_dict())
+        assert_same(loaded["optimizer"]["state"], optimizer.state_dict())
+
+
+def test_restore_casts_to_the_models_dtype_as_pytorch_does(tmp_path):
+    double = square_detector15(seed=3)
+    optimizer = Adam(double.parameters(), lr=0.01)
+    train(double, optimizer, 2)
+    checkpoint.save(tmp_path / "ck.npz", double, optimizer, epoch=2)
+    assert checkpoint.saved_dtype(checkpoint.load(tmp_path / "ck.npz")) == np.float64
+    single = square_detector15(seed=4, dtype=np.float32)
+    single_optimizer = Adam(single.parameters())
+    assert checkpoint.restore(tmp_path / "ck.npz", single, single_optimizer) == 2
+    assert_same(params(single), {k: v.astype(np.float32) for k, v in params(double).items()})
+    assert_same(single_optimizer.state_dict(), {k: v.astype(np.float32) if v.ndim else v
+                                                for k, v in optimizer.state_dict().items()})
+    for _ in range(2):  # restored, and after a step: it goes on in float32
+        assert {v.dtype for v in single_optimizer.state_dict().values() if v.ndim} == {np.dtype(np.float32)}
+        train(single, single_optimizer, 1, first_step=2)
+    assert {p.dtype for p in single.parameters()} == {np.dtype(np.float32)}
 
 
 def test_round_trip_of_model_optimizer_and_epoch(tmp_path):

@@ -266,15 +266,21 @@ def test_known_example_exact_gives_the_hand_computation(engine):
 
 # --- 3. float64 disagrees there -----------------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
-def test_known_example_float64_decides_the_relu_wrongly(engine):
-    """Why exact exists: float64 sums z1[0,3] to 5.55e-17, the ReLU lets it through, and the max-pool
-    window picks it, so dL/db1 doubles (1.099668 instead of the hand computation's 0.549834)."""
+def test_known_example_float64_decides_the_relu_by_rounding(engine):
+    """Why exact exists: float64 sums z1[0,3] left to right (the value engine) to 5.55e-17, the ReLU
+    lets it through, and the max-pool window picks it, so dL/db1 doubles (1.099668 instead of the
+    hand computation's 0.549834). The tensor engine's BLAS may sum in another order (or with fused
+    multiply-adds) and land on 0 or not, depending on the machine: the decision hangs on rounding."""
     model, z1, loss = known_example(engine, None)
     z = z1.numbers()
     assert z.dtype == np.float64
-    assert z[0, 0, 0, 3] == pytest.approx(5.551115123125783e-17, rel=1e-6)  # 0 by hand
-    assert model[0].bias.grads().ravel() == pytest.approx([1.099668], abs=1e-6)
-    assert model[0].weight.grads().ravel() == pytest.approx([1.649502, 1.649502, 0.549834, 1.649502], abs=1e-6)
+    if engine == "value":
+        assert z[0, 0, 0, 3] == 5.551115123125783e-17  # 0 by hand
+    assert abs(z[0, 0, 0, 3]) < 1e-15
+    wrong = z[0, 0, 0, 3] > 0
+    assert model[0].bias.grads().ravel() == pytest.approx([1.099668 if wrong else HAND["b1"]], abs=1e-6)
+    assert model[0].weight.grads().ravel() == pytest.approx(
+        [1.649502, 1.649502, 0.549834, 1.649502] if wrong else HAND["F"], abs=1e-6)
     assert float(loss.numbers()) == pytest.approx(HAND["loss"], abs=1e-6)  # the forward pass agrees
 
 

@@ -309,6 +309,31 @@ def check_notes_002(out):
     assert close(got["missing-batch-mean alone, dL/d(0.bias) (no 1/m anywhere)"], summed["grads"]["0.bias"])
 
 
+@checks("replay_batch.py")
+def check_replay_batch(text):
+    """Each image's numbers from the replay are those of its own Value graph."""
+    from tinygrad_cnn import values
+    from tinygrad_cnn.models import tiny_cnn10
+    from tinygrad_cnn.nn import functional as F
+    out = assignments(text)
+    images = np.array(out["images"])
+    assert out["nodes"] == 220 and out["levels"] < out["nodes"] / 5
+    model = tiny_cnn10(engine="value")
+    total = np.zeros(4)
+    for b, image in enumerate(images):
+        for p in model.parameters():
+            p.zero_grad()
+        x = values(image.reshape(1, 1, 5, 5))
+        loss = F.binary_cross_entropy(model(x), [[float(b % 2)]])
+        loss.backward(1 / 32)
+        total += model[0].weight.grads().ravel()
+        if b == 3:
+            assert out["loss_3"] == pytest.approx(loss.data, abs=1e-12) and out["loaded_loss_3"] == out["loss_3"]
+            np.testing.assert_allclose(out["grad_x_3"], x.grads().reshape(5, 5), rtol=0, atol=1e-14)
+            assert out["loaded_grad_x_3"] == out["grad_x_3"]
+    np.testing.assert_allclose(out["mean_grad_F"], total, rtol=0, atol=1e-14)
+
+
 def test_every_example_script_has_a_check():
     assert {p.name for p in EXAMPLES.glob("*.py")} == set(CHECKS)
 

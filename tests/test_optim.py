@@ -98,6 +98,61 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place():
     assert layer.weight.data is weight and weight.dtype == np.float32
 
 
+FLOAT32_OPTIMISERS = {"sgd": lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+                      "adam": lambda ps: Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6)}
+
+
+def float32_steps(make, steps=6):
+    """A float32 parameter given float32 gradients (through a loss sum(g * p)) for ``steps`` steps:
+    (the parameter, the optimiser, start, gradients)."""
+    rng = np.random.default_rng(1)
+    start, grads = rng.normal(size=5).astype(np.float32), rng.normal(size=(steps, 5)).astype(np.float32)
+    param = Tensor(start, requires_grad=True)
+    opt = make([param])
+    for g in grads:
+        opt.zero_grad()
+        (param * g).sum().backward()
+        opt.step()
+    return param, opt, start, grads
+
+
+@pytest.mark.parametrize("kind", FLOAT32_OPTIMISERS)
+def test_float32_parameters_are_updated_in_float32_buffers(kind):
+    param, opt, start, grads = float32_steps(FLOAT32_OPTIMISERS[kind])
+    assert param.dtype == np.float32
+    buffers = {key: value.dtype for key, value in opt.state_dict().items() if value.ndim}
+    assert buffers and set(buffers.values()) == {np.dtype(np.float32)}, buffers
+    options = {k: getattr(opt, k) for k in ("lr", "momentum", "weight_decay", "betas", "eps") if hasattr(opt, k)}
+    reference = (sgd_reference if kind == "sgd" else adam_reference)(start, grads, **options)  # in float64
+    np.testing.assert_allclose(param.data, reference, rtol=1e-6, atol=1e-6)  # float32 rounding of 6 steps
+
+
+def test_load_state_dict_casts_the_buffers_to_their_parameters_dtype():
+    single, double = Tensor(np.ones(2, np.float32), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    opt = Adam([single, double])
+    opt.load_state_dict({"0.step": np.int64(2), "0.exp_avg": np.array([0.1, 0.2]), "0.exp_avg_sq": np.ones(2),
+                         "1.step": 2, "1.exp_avg": np.ones(3, np.float32), "1.exp_avg_sq": np.ones(3, np.float32)})
+    dtypes = {key: value.dtype for key, value in opt.state_dict().items()}
+    assert dtypes == {"0.step": np.int64, "0.exp_avg": np.float32, "0.exp_avg_sq": np.float32,
+                      "1.step": np.int64, "1.exp_avg": np.float64, "1.exp_avg_sq": np.float64}
+    assert opt.state[0]["step"] == 2 and type(opt.state[0]["step"]) is int
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("kind", FLOAT32_OPTIMISERS)
+def test_float32_steps_match_torch_optim_in_float32(kind):
+    torch = pytest.importorskip("torch")
+    param, _, start, grads = float32_steps(FLOAT32_OPTIMISERS[kind])
+    theirs = torch.tensor(start, requires_grad=True)
+    opt = (torch.optim.SGD([theirs], lr=0.1, momentum=0.9, weight_decay=0.01) if kind == "sgd" else
+           torch.optim.Adam([theirs], lr=0.01, betas=(0.8, 0.99), eps=1e-6))
+    for g in grads:
+        theirs.grad = torch.tensor(g)
+        opt.step()
+    assert theirs.dtype == torch.float32
+    np.testing.assert_allclose(param.data, theirs.detach().numpy(), rtol=2e-7, atol=1e-7)  # a few float32 roundings
+
+
 def test_a_parameter_without_gradient_only_decays():
     p = Tensor([2.0], requires_grad=True)
     SGD([p], lr=0.5, weight_decay=0.1).step()

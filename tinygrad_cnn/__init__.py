@@ -5,8 +5,9 @@
 from .autograd import no_grad
 from .engine import Value
 from .function import Function
+from .tape import Tape
 from .tensor import Tensor
 from .value_array import ValueArray, values
 
 __version__ = "0.1.0"
-__all__ = ["Value", "ValueArray", "values", "Tensor", "Function", "no_grad", "__version__"]
+__all__ = ["Value", "ValueArray", "values", "Tape", "Tensor", "Function", "no_grad", "__version__"]

@@ -9,11 +9,13 @@ stranger cannot run code.
 Layout of the archive (every entry a plain numpy array)::
 
     __format__                       "tinygrad_cnn.checkpoint/1"
-    model/<key>                      state_dict entries ("model/0.weight", ...)
+    model/<key>                      state_dict entries ("model/0.weight", ...), in the parameters'
+                                     dtype (float32 or float64; other numbers as float64)
     epoch                            int (absent when None)
     optimizer/type                   "Adam", "SGD" (absent when no optimiser was saved)
     optimizer/hyperparameters/<name> lr, betas, eps, momentum, weight_decay, ...
-    optimizer/state/<i.name>         optimizer.state_dict() entries ("3.exp_avg", "3.step")
+    optimizer/state/<i.name>         optimizer.state_dict() entries ("3.exp_avg", "3.step"), buffers
+                                     in their parameter's dtype
     run/<name>                       the run's record (``run=``): its task, model and options, each a
                                      string, int, float or bool (absent when None)
     history/epoch, loss, accuracy,   the run's epochs (``history=``): one entry per epoch
@@ -21,7 +23,8 @@ Layout of the archive (every entry a plain numpy array)::
     history/steps                    (total steps, 2): each step's (batch loss, batch accuracy)
 
 The run and history entries are optional: a checkpoint without them (as written before they
-existed) loads with ``"run"`` and ``"history"`` None.
+existed) loads with ``"run"`` and ``"history"`` None. Checkpoints written before float32 training
+hold float64 parameters whatever the model's dtype was.
 """
 import inspect
 import math
@@ -34,6 +37,7 @@ import numpy as np
 from .files import atomic_write
 
 FORMAT = "tinygrad_cnn.checkpoint/1"
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 HISTORY = ("epoch", "loss", "accuracy", "seconds", "steps_per_epoch", "steps")
 
 
@@ -45,6 +49,12 @@ def _hyperparameters(optimizer):
     """The optimiser's constructor arguments other than ``params`` (lr, betas, ...), as set on it."""
     names = [p for p in inspect.signature(type(optimizer).__init__).parameters if p not in ("self", "params")]
     return {name: getattr(optimizer, name) for name in names}
+
+
+def _stored(array):
+    """``array`` as saved: float32 and float64 as they are, any other numbers as float64."""
+    array = np.asarray(array)
+    return array if array.dtype in _FLOATS else array.astype(np.float64)
 
 
 def _check_finite(path, key, array):
@@ -85,7 +95,8 @@ def _history_entries(path, history):
 
 
 def save(path, model, optimizer=None, epoch=None, run=None, history=None):
-    """Write ``model.state_dict()``, the optimiser's state and hyper-parameters, and ``epoch`` to ``path``;
+    """Write ``model.state_dict()``, the optimiser's state and hyper-parameters (parameters and buffers in
+    their own dtype), and ``epoch`` to ``path``;
     with ``run`` (a dict of names to strings, numbers, bools or None: the run's task, model and
     options) and ``history`` (``train.fit``'s list of epoch stats), the record of the run too.
 
@@ -97,7 +108,7 @@ def save(path, model, optimizer=None, epoch=None, run=None, history=None):
     arrays = {"__format__": np.array(FORMAT)}
     for key, value in model.state_dict().items():
         _check_finite(path, f"model parameter {key}", value)
-        arrays[f"model/{key}"] = np.asarray(value, dtype=np.float64)
+        arrays[f"model/{key}"] = _stored(value)
     if epoch is not None:
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise CheckpointError(f"{path}: epoch must be an int >= 0 or None, got {epoch!r}")
@@ -107,7 +118,7 @@ def save(path, model, optimizer=None, epoch=None, run=None, history=None):
         for name, value in _hyperparameters(optimizer).items():
             arrays[f"optimizer/hyperparameters/{name}"] = np.asarray(value)
         for key, value in optimizer.state_dict().items():
-            arrays[f"optimizer/state/{key}"] = np.asarray(value)
+            arrays[f"optimizer/state/{key}"] = _stored(value) if np.ndim(value) else np.asarray(value)
     if run is not None:
         arrays.update(_run_entries(path, dict(run)))
     if history is not None:
@@ -289,6 +300,13 @@ def load(path):
             "history": _history(path, history, epoch)}
 
 
+def saved_dtype(loaded):
+    """The dtype of the model in the checkpoint ``loaded`` (what ``load`` returns): float32 when every
+    parameter was saved in float32, else float64 (as all were before float32 training)."""
+    floats32 = all(value.dtype == np.float32 for value in loaded["model"].values())
+    return np.dtype(np.float32 if floats32 else np.float64)
+
+
 def _check_optimizer(path, saved, optimizer):
     if saved is None:
         raise CheckpointError(f"{path}: holds no optimiser state to resume {type(optimizer).__name__} from")
@@ -316,7 +334,9 @@ def restore(path, model, optimizer=None, loaded=None):
     Everything is checked first (keys, shapes, then the optimiser's type and state): on any
     error neither the model nor the optimiser is changed. As in PyTorch, the optimiser takes the
     saved hyper-parameters (lr, betas, ...) along with its buffers, so a resumed run
-    continues exactly where the saved one stopped.
+    continues exactly where the saved one stopped; and the numbers are cast to the model's
+    dtype (a float64 checkpoint restored into a float32 model continues in float32: pick the
+    model's dtype from ``saved_dtype(load(path))`` to resume in the saved one).
     """
     path = os.fspath(path)
     checkpoint = load(path) if loaded is None else loaded

@@ -22,6 +22,12 @@ def _number(x, what):
     raise TypeError(f"Value: {what} must be a real number, got {type(x).__name__}")
 
 
+def _shown(k):
+    """A number for an op's name (``**2``, ``leaky_relu(0.2)``): short, and exactly k when read back."""
+    short = f"{k:g}"
+    return short if float(short) == k else repr(k)
+
+
 def _constant(x, like=0.0):
     """A plain number operand as a leaf Value: exact when it meets the exact number ``like``."""
     if type(like) is Fraction:
@@ -101,7 +107,7 @@ class Value(Node):
             p, e = _pow(x, k.data), k.data
             return _op(p, (self, k), "**", (e * _pow(x, e - 1) if e else 0.0, 0.0 if x == 0 and e >= 0 else p * _log(x)))
         k = _number(k, "the exponent")
-        return _op(_pow(x, k), (self,), f"**{k:g}", (k * _pow(x, k - 1) if k else 0.0,))
+        return _op(_pow(x, k), (self,), f"**{_shown(k)}", (k * _pow(x, k - 1) if k else 0.0,))
 
     def __neg__(self):
         return _op(-self.data, (self,), "neg", (-1.0,))
@@ -121,11 +127,12 @@ class Value(Node):
 
     def leaky_relu(self, negative_slope=0.01):
         slope = _number(negative_slope, "negative_slope")
+        op = "leaky_relu" if slope == 0.01 else f"leaky_relu({_shown(slope)})"
         if type(self.data) is Fraction:
             slope = rational(negative_slope)
         if self.data <= 0:
-            return _op(self.data * slope, (self,), "leaky_relu", (slope,))
-        return _op(self.data, (self,), "leaky_relu", (1.0,))
+            return _op(self.data * slope, (self,), op, (slope,))
+        return _op(self.data, (self,), op, (1.0,))
 
     def sigmoid(self):
         s = sigmoid(self.data)
@@ -177,6 +184,18 @@ class Value(Node):
 
     def _reset_grad(self):
         self.grad = 0.0
+
+
+class Held(Value):
+    """A constant computed from other Values and held out of the gradient (softmax's shift by the
+    max): a leaf of the graph, as a number would be. ``sources`` are the Values it was computed from,
+    so that a ``Tape`` works it out again for each example."""
+
+    __slots__ = ("sources",)
+
+    def __init__(self, data, sources):
+        super().__init__(data)
+        self.sources = tuple(sources)
 
 
 # --- IEEE arithmetic on Python floats, as numpy does: inf and nan instead of exceptions -------------

@@ -1,4 +1,6 @@
-"""The networks of the course material, on either engine."""
+"""The networks of the course material, on either engine; the trainable ones in float64 (the default)
+or float32 (``dtype=np.float32``, Tensor engine only). Initial weights are drawn in float64 and
+rounded to the dtype, so a float32 model starts from its float64 twin's weights, rounded."""
 import numpy as np
 
 from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, make_parameter
@@ -10,23 +12,23 @@ WORKED_B4 = 0.0
 
 
 def _name_parameters(model, names, engine):
-    """Give the parameters the short names of the worked examples (F, b1, w4, b4).
+    """Give the parameters the short names of the worked examples (F, b1, w4, b4), in their dtype.
 
     A Value element is named by its index in the squeezed array: F[0,1], w4[2], b1.
     """
     for (key, param), short in zip(list(model.named_parameters()), names):
         data = np.asarray(model.state_dict()[key])
         if engine == "tensor":  # a Tensor parameter stays a leaf (a reshape would put a node before it)
-            fresh = make_parameter(data, engine, short)
+            fresh = make_parameter(data, engine, short, data.dtype)
         else:
             fresh = make_parameter(data.reshape(data.squeeze().shape), engine, short).reshape(data.shape)
         module_name, _, attr = key.rpartition(".")
         setattr(model[int(module_name)], attr, fresh)
 
 
-def _cnn(kernel, engine, rng):
-    return Sequential(Conv2d(1, 1, kernel, engine=engine, rng=rng), ReLU(), MaxPool2d(2, 2), Flatten(),
-                      Linear(4, 1, engine=engine, rng=rng), Sigmoid())
+def _cnn(kernel, engine, rng, dtype=None):
+    return Sequential(Conv2d(1, 1, kernel, engine=engine, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2, 2), Flatten(),
+                      Linear(4, 1, engine=engine, rng=rng, dtype=dtype), Sigmoid())
 
 
 def tiny_cnn10(engine="tensor", kernel=WORKED_KERNEL, b1=WORKED_B1, w4=WORKED_W4, b4=WORKED_B4):
@@ -41,7 +43,7 @@ def tiny_cnn10(engine="tensor", kernel=WORKED_KERNEL, b1=WORKED_B1, w4=WORKED_W4
     return model
 
 
-def square_detector15(seed=0, engine="tensor", detector_init=False):
+def square_detector15(seed=0, engine="tensor", detector_init=False, dtype=None):
     """The 15-parameter square detector: (N, 1, 6, 6) -> conv 3x3 + ReLU -> max-pool 2x2 -> flatten 4
     -> linear 4->1 -> sigmoid, initialised as PyTorch would (uniform +-1/sqrt(fan_in)) from ``seed``
     (an int, or a numpy Generator to draw from).
@@ -50,8 +52,9 @@ def square_detector15(seed=0, engine="tensor", detector_init=False):
     output rises with each pool window's strongest response, so the kernel learns the pattern whose
     presence makes class 1 (PyTorch's draws with a negative w4 mostly end in a minimum that looks
     for missing brightness instead); with b1 >= 0 the ReLU starts open. See the README, Training.
+    ``dtype``: float64 (None) or float32, as the layers take it.
     """
-    model = _cnn(3, engine, np.random.default_rng(seed))
+    model = _cnn(3, engine, np.random.default_rng(seed), dtype)
     if detector_init:
         state = model.state_dict()
         model.load_state_dict({**state, "0.bias": np.abs(state["0.bias"]), "4.weight": np.abs(state["4.weight"])})
@@ -60,24 +63,25 @@ def square_detector15(seed=0, engine="tensor", detector_init=False):
     return model
 
 
-def _two_conv_net(size, padding, flat, engine, seed):
+def _two_conv_net(size, padding, flat, engine, seed, dtype):
     rng = np.random.default_rng(seed)
-    model = Sequential(Conv2d(1, 8, 3, padding=padding, engine=engine, rng=rng), ReLU(), MaxPool2d(2),
-                       Conv2d(8, 16, 3, padding=padding, engine=engine, rng=rng), ReLU(), MaxPool2d(2),
-                       Flatten(), Linear(flat, 10, engine=engine, rng=rng))
+    model = Sequential(Conv2d(1, 8, 3, padding=padding, engine=engine, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
+                       Conv2d(8, 16, 3, padding=padding, engine=engine, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
+                       Flatten(), Linear(flat, 10, engine=engine, rng=rng, dtype=dtype))
     model.input_shape = (1, size, size)
     return model
 
 
-def digits_cnn(seed=0, engine="tensor"):
+def digits_cnn(seed=0, engine="tensor", dtype=None):
     """The small CNN for scikit-learn's 8x8 digits: (N, 1, 8, 8) -> conv 1->8 3x3 pad 1 + ReLU -> max-pool 2
     -> conv 8->16 3x3 pad 1 + ReLU -> max-pool 2 -> flatten 64 -> linear 64->10 (logits). 1,898 parameters,
     keyed as torch.nn.Sequential keys them (0.weight, 3.weight, 7.weight, ...), initialised as PyTorch
-    would from ``seed`` (an int or a numpy Generator)."""
-    return _two_conv_net(8, 1, 64, engine, seed)
+    would from ``seed`` (an int or a numpy Generator), in ``dtype`` (float64 when None, or float32)."""
+    return _two_conv_net(8, 1, 64, engine, seed, dtype)
 
 
-def mnist_cnn(seed=0, engine="tensor"):
+def mnist_cnn(seed=0, engine="tensor", dtype=None):
     """The LeNet-style CNN for 28x28 MNIST digits: (N, 1, 28, 28) -> conv 1->8 3x3 + ReLU -> max-pool 2 (13x13)
-    -> conv 8->16 3x3 + ReLU -> max-pool 2 (5x5) -> flatten 400 -> linear 400->10 (logits). 5,258 parameters."""
-    return _two_conv_net(28, 0, 400, engine, seed)
+    -> conv 8->16 3x3 + ReLU -> max-pool 2 (5x5) -> flatten 400 -> linear 400->10 (logits). 5,258 parameters,
+    in ``dtype`` (float64 when None, or float32)."""
+    return _two_conv_net(28, 0, 400, engine, seed, dtype)

@@ -1,6 +1,8 @@
 """Optimisers with PyTorch's update rules: SGD (momentum, weight decay) and Adam.
 
-Parameters are Tensors or Value arrays; both are updated in place.
+Parameters are Tensors or Value arrays; both are updated in place. As in PyTorch, an optimiser's
+buffers (Adam's moments, SGD's momentum) are in the dtype of their parameter: a float32 parameter
+is updated in float32, and ``load_state_dict`` casts saved buffers to it.
 """
 import numpy as np
 
@@ -37,13 +39,17 @@ class Optimizer:
         return {f"{i}.{key}": np.asarray(value) for i, state in enumerate(self.state) for key, value in state.items()}
 
     def load_state_dict(self, state_dict):
+        """Take the buffers and steps of ``state_dict`` (as ``state_dict()`` returns them), each buffer
+        cast to its parameter's dtype (as PyTorch's ``load_state_dict``): float64 buffers resume a
+        float32 parameter in float32."""
         states = [dict() for _ in self.params]
         for key, value in state_dict.items():
             index, _, name = key.partition(".")
             if not index.isdigit() or int(index) >= len(self.params) or not name:
                 raise KeyError(f"{type(self).__name__}.load_state_dict: unexpected key {key!r} "
                                f"(keys are '<parameter index>.<buffer>' for {len(self.params)} parameters)")
-            states[int(index)][name] = np.array(value) if np.ndim(value) else np.asarray(value).item()
+            dtype = self.params[int(index)].numbers().dtype
+            states[int(index)][name] = np.array(value, dtype=dtype) if np.ndim(value) else np.asarray(value).item()
         self.state = states
 
 

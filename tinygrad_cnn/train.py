@@ -12,9 +12,11 @@ on stderr at least every PROGRESS_EVERY seconds, even while one long step runs.
 """
 import contextlib
 import gc
+import operator
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from .value_array import values
 from . import nn
 from .nn import functional as F
 from .autograd import no_grad
+from .tape import Tape
 from .tensor import Tensor
 
 
@@ -31,14 +34,101 @@ def engine_of(model):
     return nn.engine_of(model.parameters()[0])
 
 
+def dtype_of(model):
+    """The dtype of ``model``'s numbers: its parameters' (float32 or float64; exact ones count as
+    float64, as their ``numbers()`` do). Its inputs are made in this dtype."""
+    return model.parameters()[0].numbers().dtype
+
+
 def _input(model, X):
-    return Tensor(X) if engine_of(model) == "tensor" else values(X, name="x")
+    return Tensor(X, dtype=dtype_of(model)) if engine_of(model) == "tensor" else values(X, name="x")
 
 
 def loss_and_predictions(model, X, y):
     """The mean loss of ``model`` on images X (N, C, H, W) with labels y (N,), as a graph node of the
     model's engine (a Tensor or a Value), and the predicted classes (N,) as ints."""
     return _loss_and_predictions(model(_input(model, X)), y)
+
+
+# --- the value engine's training step: the scalar graph of one image, recorded once and replayed ------
+_tapes = weakref.WeakKeyDictionary()  # model -> (its parameters' Values, input shape, tape, output)
+
+
+def example_loss(model, x, target):
+    """The training loss of one example as a Value, and the model's output: x (1, C, H, W) and target
+    (1, outputs) are leaf Values. One output: binary cross-entropy, target the class (0 or 1); more:
+    cross-entropy with a one-hot target, -sum(target * log_softmax(output)), which is
+    ``F.cross_entropy`` of the class index (the same numbers), with the class a leaf of the graph."""
+    out = model(x)
+    if out.shape[-1] == 1:
+        return F.binary_cross_entropy(out, target), out
+    return -(F.log_softmax(out, 1) * target).sum(), out
+
+
+def _targets(y, outputs):
+    """Labels (N,) as the target leaves' numbers (N, 1, outputs): the class, or one-hot."""
+    y = np.asarray(y)
+    if outputs == 1:
+        return y.astype(np.float64).reshape(-1, 1, 1)
+    return np.eye(outputs)[y.astype(np.int64)][:, None]
+
+
+def tape_of(model, input_shape):
+    """The Tape of ``model``'s training loss on one example of ``input_shape`` (C, H, W), recorded on
+    the first call and kept while the model has the same parameter Values; and its output array."""
+    params = [v for p in model.parameters() for v in p.flat]
+    kept = _tapes.get(model)
+    if kept is not None and kept[1] == tuple(input_shape) and len(kept[0]) == len(params) and \
+            all(map(operator.is_, kept[0], params)):
+        return kept[2], kept[3]
+    with no_grad():
+        outputs = model(Tensor(np.zeros((1,) + tuple(input_shape)))).shape[-1]
+    x = values(np.zeros((1,) + tuple(input_shape)), name="x")
+    target = values(np.eye(outputs)[:1] if outputs > 1 else np.zeros((1, 1)), name="target")
+    loss, out = example_loss(model, x, target)
+    tape = Tape(loss, (x, target))
+    _tapes[model] = (params, tuple(input_shape), tape, out)
+    return tape, out
+
+
+REPLAY_NUMBERS = 2 ** 24  # at most this many numbers (nodes x images, 128 MB) in one replay: larger batches go in parts
+
+
+class ReplayedLoss:
+    """A value-engine batch's mean loss from replays of the model's tape (one per part of the batch):
+    ``numbers()`` and ``backward()`` as a loss node's (backward adds d mean loss / d parameter to each
+    parameter's .grad)."""
+
+    def __init__(self, replays, root):
+        self.replays = replays
+        self.losses = np.concatenate([replay.data(root) for replay in replays])
+
+    def numbers(self):
+        return np.array(self.losses.mean())
+
+    def backward(self):
+        for replay in self.replays:
+            replay.backward(np.full(replay.batch_size, 1.0 / len(self.losses)))
+
+
+def replayed_loss_and_predictions(model, X, y):
+    """As ``loss_and_predictions`` for a value-engine model, with its scalar graph recorded once
+    (``tape_of``) and replayed over the batch: a ``ReplayedLoss`` and the predicted classes."""
+    X = np.asarray(X, dtype=np.float64)
+    tape, out = tape_of(model, X.shape[1:])
+    targets = _targets(y, out.shape[-1])
+    part = max(1, REPLAY_NUMBERS // len(tape))
+    replays = [tape(X[i:i + part, None], targets[i:i + part]) for i in range(0, len(X), part)]
+    scores = np.concatenate([replay.data(out)[:, 0] for replay in replays])
+    predicted = (scores[:, 0] > 0.5).astype(np.int64) if out.shape[-1] == 1 else scores.argmax(axis=1)
+    return ReplayedLoss(replays, tape.root), predicted
+
+
+def _step_loss(model, X, y):
+    """The loss and predictions of a training step: replayed on the value engine, else the graph."""
+    if engine_of(model) == "value":
+        return replayed_loss_and_predictions(model, X, y)
+    return loss_and_predictions(model, X, y)
 
 
 def _loss_and_predictions(out, y):
@@ -51,14 +141,14 @@ def _loss_and_predictions(out, y):
 def classes_of(model, input_shape):
     """The number of classes ``model`` tells apart: 2 for one output, else its number of outputs."""
     with no_grad():
-        out = model(Tensor(np.zeros((1,) + tuple(input_shape))))
+        out = model(Tensor(np.zeros((1,) + tuple(input_shape)), dtype=dtype_of(model)))
     return 2 if out.shape[-1] == 1 else out.shape[-1]
 
 
 def check_data(model, X, y, name="training"):
     """Raise ValueError, naming ``name`` and the shapes or values involved, unless X (N, C, H, W)
-    holds finite numbers in the model's input shape (``model.input_shape`` when it has one) and
-    y (N,) holds whole-number labels of the model's classes."""
+    holds numbers finite in the model's dtype, in its input shape (``model.input_shape`` when it has
+    one), and y (N,) holds whole-number labels of the model's classes."""
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim != 4 or len(X) == 0 or not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{name} images must be a non-empty (N, C, H, W) array of numbers, got shape {X.shape} "
@@ -73,6 +163,13 @@ def check_data(model, X, y, name="training"):
     if bad.any():
         raise ValueError(f"{name} images hold {bad.sum()} NaN or infinite values (the first in image "
                          f"{np.argwhere(bad)[0][0]})")
+    dtype = dtype_of(model)
+    if X.dtype.kind == "f" and X.dtype.itemsize > dtype.itemsize:  # float64 images for a float32 model
+        with np.errstate(over="ignore"):
+            bad = ~np.isfinite(X.astype(dtype))
+    if bad.any():
+        raise ValueError(f"{name} images hold {bad.sum()} values too large for the model's {dtype} (the first, "
+                         f"{X[bad][0].item()!r}, in image {np.argwhere(bad)[0][0]})")
     try:
         classes = classes_of(model, X.shape[1:])
     except (ValueError, TypeError) as e:
@@ -89,13 +186,15 @@ def evaluate(model, X, y, batch_size=500):
     """(mean loss, accuracy) of ``model`` on images X (N, C, H, W) with labels y (N,).
 
     Records no graph: the numbers go through the Tensor engine under ``no_grad`` whatever the
-    model's engine (a Value-engine model lends its parameters' numbers), which is much faster.
+    model's engine (a Value-engine model lends its parameters' numbers), which is much faster,
+    in the model's dtype (``dtype_of``).
     """
+    dtype = dtype_of(model)
     total, correct = 0.0, 0
     with no_grad():
         for i in range(0, len(X), batch_size):
             xb, yb = X[i:i + batch_size], np.asarray(y[i:i + batch_size])
-            loss, predicted = _loss_and_predictions(model(Tensor(xb)), yb)
+            loss, predicted = _loss_and_predictions(model(Tensor(xb, dtype=dtype)), yb)
             total += loss.item() * len(yb)
             correct += int((predicted == yb).sum())
     return total / len(X), correct / len(X)
@@ -186,7 +285,7 @@ def train_epoch(model, optimizer, loader, progress=False, desc=""):
         for xb, yb in batches:
             with _step(model):
                 optimizer.zero_grad()
-                loss, predicted = loss_and_predictions(model, xb, yb)
+                loss, predicted = _step_loss(model, xb, yb)
                 loss.backward()
                 optimizer.step()
             value, hits = float(loss.numbers()), int((predicted == np.asarray(yb)).sum())
@@ -217,7 +316,7 @@ def step_seconds(model, optimizer, X, y, batch_size, sample=None):
         with _step(model):
             began = time.perf_counter()
             optimizer.zero_grad()
-            loss, _ = loss_and_predictions(model, xb, yb)
+            loss, _ = _step_loss(model, xb, yb)
             loss.backward()
             optimizer.step()
             seconds = time.perf_counter() - began

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import backend as B
 from .composed import Composed
-from .engine import Value
+from .engine import Held, Value
 from .exact import EXACT, rational, rationals
 
 _max = np.frompyfunc(lambda a, b: a.max(b), 2, 1)  # elementwise Value.max: a tie goes to the left operand
@@ -103,6 +103,19 @@ class ValueArray(Composed, np.ndarray):
     def maximum(self, other):
         """Elementwise larger of self and other; on a tie the gradient goes to self."""
         return _wrap(_max(self.view(np.ndarray), other))
+
+    def held_max(self, axes):
+        """The max along ``axes`` as constant leaves, one per element (self's shape), as numbers
+        subtracted from self would make: softmax's shift. Each is a ``Held`` naming the Values it is
+        the max of (a NaN among them wins, as np.maximum's)."""
+        top = np.broadcast_to(B.reduce(np.maximum, self.numbers(), axes, keepdims=True), self.shape)
+        exact, rows, out = self.is_exact(), {}, np.empty(self.shape, dtype=object)
+        for index in np.ndindex(self.shape):
+            row = tuple(-1 if a in axes else i for a, i in enumerate(index))
+            if row not in rows:
+                rows[row] = tuple(np.asarray(self[tuple(slice(None) if i < 0 else i for i in row)]).flat)
+            out[index] = Held(rational(top[index]) if exact else float(top[index]), rows[row])
+        return out.view(ValueArray)
 
     def permute(self, *dims):
         """Reorder the dims: out.shape[i] = self.shape[dims[i]] (reverse them when none are given)."""

@@ -61,19 +61,23 @@ def test_short_run_prints_json_and_the_same_seed_gives_the_same_numbers(capsys):
     assert without_time(again) == without_time(first) and without_time(other) != without_time(first)
 
 
-def test_resume_continues_to_the_numbers_of_an_uninterrupted_run(capsys, tmp_path):
+@pytest.mark.parametrize("dtype, given", [("float32", []), ("float64", ["--dtype", "float64"])])
+def test_resume_continues_to_the_numbers_of_an_uninterrupted_run(capsys, tmp_path, dtype, given):
     whole, part, resumed = (tmp_path / f"{name}.npz" for name in ("whole", "part", "resumed"))
-    _, expected, _ = train(capsys, *SHORT[:4], "4", *SHORT[5:], "--save", whole)
-    _, _, _ = train(capsys, *SHORT, "--save", part)
+    _, expected, _ = train(capsys, *SHORT[:4], "4", *SHORT[5:], *given, "--save", whole)
+    _, _, _ = train(capsys, *SHORT, *given, "--save", part)
     assert checkpoint.load(part)["epoch"] == 2
-    status, result, _ = train(capsys, *SHORT[:4], "4", *SHORT[5:], "--resume", part, "--save", resumed)
-    assert status == 0 and result["test_accuracy"] == expected["test_accuracy"]
+    status, result, _ = train(capsys, *SHORT[:4], "4", *SHORT[5:], "--resume", part, "--save", resumed)  # no --dtype
+    assert status == 0 and result["dtype"] == expected["dtype"] == dtype
+    assert result["test_accuracy"] == expected["test_accuracy"]
     assert result["test_loss"] == expected["test_loss"] and result["history"] == expected["history"]  # all 4 epochs
     a, b = checkpoint.load(whole), checkpoint.load(resumed)
     assert a["epoch"] == b["epoch"] == 4
     for key in a["model"]:
+        assert a["model"][key].dtype == b["model"][key].dtype == dtype
         assert np.array_equal(a["model"][key], b["model"][key])
     for key in a["optimizer"]["state"]:
+        assert b["optimizer"]["state"][key].dtype == (np.int64 if key.endswith(".step") else dtype)
         assert np.array_equal(a["optimizer"]["state"][key], b["optimizer"]["state"][key])
 
 
@@ -93,9 +97,10 @@ def test_the_squares_checkpoint_classifies_raw_images(capsys, tmp_path):
 
 def test_value_engine_run_gives_the_tensor_engine_numbers(capsys):
     argv = ["squares", "--n", "60", "--epochs", "2", "--restarts", "2", "--batch-size", "10", "--json"]
-    _, tensor, _ = train(capsys, *argv)
+    _, tensor, _ = train(capsys, *argv, "--dtype", "float64")  # the value engine's dtype (tensor's default: float32)
     status, value, _ = train(capsys, *argv, "--engine", "value")
-    assert status == 0 and value["engine"] == "value" and value["test_accuracy"] == tensor["test_accuracy"]
+    assert status == 0 and value["engine"] == "value" and value["dtype"] == "float64"
+    assert value["test_accuracy"] == tensor["test_accuracy"]
     assert [h["loss"] for h in value["history"]] == pytest.approx([h["loss"] for h in tensor["history"]], abs=1e-10)
     assert value["test_loss"] == pytest.approx(tensor["test_loss"], abs=1e-10)
     assert value["kept_start"] == tensor["kept_start"]
@@ -189,8 +194,8 @@ def test_help_lists_the_options(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert done.value.code == 0 and "the last 20% of the training images" in out
-    for option in ("--engine", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--restarts", "--init",
-                   "--n", "--data", "--split", "--save", "--resume", "--plots", "--json"):
+    for option in ("--engine", "--dtype", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--restarts",
+                   "--init", "--n", "--data", "--split", "--save", "--resume", "--plots", "--json"):
         assert option in out
 
 
@@ -418,7 +423,8 @@ def test_the_checkpoint_records_task_model_options_and_history(capsys, tmp_path)
     status, result, _ = train(capsys, *SHORT, "--save", tmp_path / "c.npz")
     loaded = checkpoint.load(tmp_path / "c.npz")
     assert status == 0 and loaded["run"] == {
-        "task": "squares", "model": "square_detector15", "engine": "tensor", "optimizer": "adam", "lr": 0.05,
+        "task": "squares", "model": "square_detector15", "engine": "tensor", "dtype": "float32", "optimizer": "adam",
+        "lr": 0.05,
         "batch_size": 32, "seed": 0, "restarts": 3, "init": "detector", "n": 600, "epochs": 2}
     assert [{k: h[k] for k in ("epoch", "loss", "accuracy")} for h in loaded["history"]] == result["history"]
     assert [len(h["steps"]) for h in loaded["history"]] == [15, 15] and result["steps"] == 30  # 480 images / 32
@@ -427,7 +433,7 @@ def test_the_checkpoint_records_task_model_options_and_history(capsys, tmp_path)
 @pytest.mark.parametrize("option, value, recorded", [
     ("--lr", "0.1", "--lr 0.05"), ("--seed", "1", "--seed 0"), ("--batch-size", "16", "--batch-size 32"),
     ("--optimizer", "sgd", "Adam state"), ("--engine", "value", "--engine tensor"), ("--restarts", "1", "--restarts 3"),
-    ("--n", "700", "--n 600"), ("--init", "pytorch", "--init detector"),
+    ("--n", "700", "--n 600"), ("--init", "pytorch", "--init detector"), ("--dtype", "float64", "--dtype float32"),
 ])
 def test_resume_refuses_an_option_that_differs_from_the_recorded_one(capsys, tmp_path, option, value, recorded):
     part = tmp_path / "part.npz"
@@ -560,3 +566,85 @@ def test_a_name_too_long_for_the_file_system_is_refused_before_any_work(capsys, 
     refused_before_any_work(*run_cli(capsys, *QUICK, "--plots", tmp_path / long),
                             "--plots: cannot make the folder", "file name too long (300 bytes; the file system takes")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- --dtype: float32 on the tensor engine unless given; the value engine is float64 ------------------
+def test_dtype_float32_trains_a_float32_model_and_optimizer(capsys, monkeypatch):
+    trained = []
+    real = train_lib.fit
+
+    def fit(model, optimizer, *args, **kwargs):
+        trained.append((model, optimizer))
+        return real(model, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(train_lib, "fit", fit)
+    status, result, err = train(capsys, *QUICK, "--optimizer", "sgd", "--dtype", "float32", "--json")
+    assert status == 0 and result["dtype"] == "float32" and err.splitlines()[0].endswith(
+        "15 parameters, tensor engine in float32, SGD lr 0.05, batch 32, seed 0")
+    status, _, err = train(capsys, *QUICK, "--json")  # Adam, no --dtype
+    assert status == 0 and "15 parameters, tensor engine in float32, Adam lr 0.05" in err.splitlines()[0]
+    float32 = {np.dtype(np.float32)}
+    for model, _ in trained:
+        assert {p.dtype for p in model.parameters()} == {p.grad.dtype for p in model.parameters()} == float32
+    adam = trained[-1][1]  # SGD without momentum has no buffers
+    assert {value.dtype for state in adam.state for key, value in state.items() if key != "step"} == float32
+
+
+def test_without_dtype_the_tensor_engine_trains_in_float32_and_the_value_engine_in_float64(capsys, tmp_path):
+    status, tensor, err = train(capsys, *QUICK, "--save", tmp_path / "t.npz", "--json")
+    assert status == 0 and tensor["dtype"] == "float32" and "tensor engine in float32" in err
+    status, value, err = train(capsys, *QUICK[:2], "40", *QUICK[3:], "--engine", "value", "--save", tmp_path / "v.npz",
+                               "--json")
+    assert status == 0 and value["dtype"] == "float64" and "value engine in float64" in err
+    for name, dtype in (("t.npz", np.float32), ("v.npz", np.float64)):
+        loaded = checkpoint.load(tmp_path / name)
+        assert {a.dtype for a in loaded["model"].values()} == {np.dtype(dtype)}
+        assert loaded["run"]["dtype"] == np.dtype(dtype).name
+
+
+def test_float32_and_float64_runs_differ_only_by_float32_rounding(capsys):
+    _, single, _ = train(capsys, *QUICK, "--json")
+    _, double, _ = train(capsys, *QUICK, "--dtype", "float64", "--json")
+    assert single["test_loss"] != double["test_loss"]  # float32 does compute in float32
+    assert single["test_loss"] == pytest.approx(double["test_loss"], rel=1e-5)
+
+
+def test_value_engine_with_float32_is_refused_naming_both_options_before_any_work(capsys, tmp_path):
+    status, out, err = run_cli(capsys, *QUICK, "--engine", "value", "--dtype", "float32", "--save", tmp_path / "c.npz")
+    refused_before_any_work(status, out, err, "tinygrad-cnn train: --dtype: float32 is not for --engine value (the "
+                                              "value engine computes in float64 only)")
+    assert not (tmp_path / "c.npz").exists()
+    status, value, _ = train(capsys, *QUICK[:2], "40", *QUICK[3:], "--engine", "value", "--dtype", "float64", "--json")
+    assert status == 0 and value["dtype"] == "float64"
+
+
+def test_a_recorded_value_engine_in_float32_is_refused(capsys, tmp_path):
+    from tinygrad_cnn.optim import Adam
+    model, path = square_detector15(dtype=np.float32), tmp_path / "forged.npz"
+    run = {"task": "squares", "model": "square_detector15"}
+    checkpoint.save(path, model, Adam(model.parameters()), 1, run=dict(run, engine="value", dtype="float32"))
+    refused_before_any_work(*run_cli(capsys, "squares", "--resume", path),
+                            f"--resume: {path} records --engine value with --dtype float32, which is not valid")
+    checkpoint.save(path, model, Adam(model.parameters()), 1, run=dict(run, dtype="float16"))
+    refused_before_any_work(*run_cli(capsys, "squares", "--resume", path),
+                            f"--resume: {path} records --dtype float16, which is not valid: expected one of "
+                            f"float32, float64, got 'float16'")
+
+
+def test_a_checkpoint_from_before_dtypes_were_recorded_resumes_in_its_parameters_dtype(capsys, tmp_path):
+    float64 = ["--dtype", "float64"]
+    _, expected, _ = train(capsys, *SHORT[:4], "4", *SHORT[5:], *float64)
+    for kept in (lambda key: key != "run/dtype", lambda key: not key.startswith("run/")):  # older, oldest
+        part = tmp_path / "part.npz"
+        train(capsys, *SHORT, *float64, "--save", part)
+        arrays = {key: value for key, value in np.load(part).items() if kept(key)}
+        with open(part, "wb") as f:
+            np.savez(f, **arrays)
+        assert (checkpoint.load(part)["run"] or {}).get("dtype") is None
+        status, out, err = run_cli(capsys, *SHORT[:4], "4", *SHORT[5:], "--resume", part, "--dtype", "float32")
+        assert status == 2 and err.startswith(f"tinygrad-cnn train: --dtype: {part} ")
+        assert "float64" in err and "float32" in err and len(err.splitlines()) == 1
+        status, result, _ = train(capsys, *SHORT[:4], "4", *SHORT[5:], "--resume", part)
+        assert status == 0 and result["dtype"] == "float64"
+        assert result["history"] == expected["history"][-len(result["history"]):]
+        assert result["test_loss"] == expected["test_loss"]

@@ -8,6 +8,10 @@ options and history, so ``--resume PATH`` continues with the recorded options (a
 again must have its recorded value, except those in MAY_CHANGE) and the history, curves and
 step axis go on from it. Ctrl-C or SIGTERM stops a run with one line saying how to resume
 (exit status 130); the checkpoint of the last complete epoch is intact.
+
+``--dtype``: the tensor engine trains in float32 unless given float64 (float32 is PyTorch's
+default dtype: what a PyTorch user's run computes in); the value engine computes in float64
+only. The dtype is recorded, and a resumed run continues in it.
 """
 import json
 import math
@@ -45,9 +49,12 @@ TASKS = {
 }
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 INITS = ("detector", "pytorch")
+DTYPES = ("float32", "float64")
+DEFAULT_DTYPE = {"tensor": "float32", "value": "float64"}  # float32 as torch.get_default_dtype(); Values are float64
 # The options a checkpoint records. On --resume, the recorded value is the default, and one given on
 # the command line must be the same, except those in MAY_CHANGE (where the data is, how long to go on).
-RECORDED = ("engine", "optimizer", "lr", "batch_size", "seed", "restarts", "init", "n", "split", "epochs", "data")
+RECORDED = ("engine", "dtype", "optimizer", "lr", "batch_size", "seed", "restarts", "init", "n", "split", "epochs",
+            "data")
 MAY_CHANGE = ("epochs", "data")  # and the outputs (--save, --plots, --json), which are not recorded
 PLOT_FILES = ("curves.png", "kernels.png", "feature_maps.png")
 LONG_RUN = 60.0  # seconds: a value-engine run estimated to take longer is announced, with the tensor engine's time
@@ -65,6 +72,9 @@ def register(subparsers):
     p.add_argument("task", choices=tuple(TASKS), help="; ".join(f"{k}: {t.title}" for k, t in TASKS.items()))
     p.add_argument("--engine", choices=nn.ENGINES,
                    help="tensor (default): numpy arrays; value: one graph node per scalar (slow: small nets)")
+    p.add_argument("--dtype", choices=DTYPES,
+                   help="the numbers' precision: float32 (the tensor engine's default, as PyTorch's) or float64 "
+                        "(the value engine's only one)")
     p.add_argument("--epochs", type=int, metavar="N",
                    help="epochs in all, counting resumed ones (" + _defaults("epochs") + ")")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per step (" + _defaults("batch_size") + ")")
@@ -235,8 +245,8 @@ def _problem(name, value):
     elif name == "lr":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             return f"expected a positive number, got {value}"
-    elif name in ("engine", "optimizer", "init"):
-        choices = {"engine": nn.ENGINES, "optimizer": tuple(OPTIMIZERS), "init": INITS}[name]
+    elif name in ("engine", "dtype", "optimizer", "init"):
+        choices = {"engine": nn.ENGINES, "dtype": DTYPES, "optimizer": tuple(OPTIMIZERS), "init": INITS}[name]
         if value not in choices:
             return f"expected one of {', '.join(choices)}, got {value!r}"
     elif name == "data":
@@ -266,8 +276,9 @@ def _given(args):
 
 def _task_defaults(task):
     t = TASKS[task]
-    settings = {"engine": "tensor", "optimizer": "adam", "lr": t.lr, "batch_size": t.batch_size, "seed": 0,
-                "restarts": t.restarts, "epochs": t.epochs, "init": None, "n": None, "split": None, "data": None}
+    settings = {"engine": "tensor", "dtype": None, "optimizer": "adam", "lr": t.lr, "batch_size": t.batch_size,
+                "seed": 0, "restarts": t.restarts, "epochs": t.epochs, "init": None, "n": None, "split": None,
+                "data": None}  # dtype None: the engine's default
     if task == "squares":
         settings.update(init="detector", n=5000)
     return settings
@@ -297,9 +308,15 @@ def _recorded(args, loaded, given):
         if saved_lr is not None and saved_lr != given["lr"]:
             raise cli.UsageError(f"--lr: {path} was trained with --lr {saved_lr:g}, not --lr {given['lr']:g}; a "
                                  f"resumed run continues with the recorded options (leave --lr out)")
+    saved_dtype = checkpoint.saved_dtype(loaded).name  # of a checkpoint from before dtypes were recorded
     if run is None:  # a checkpoint from before options were recorded: the command line's, as given
-        return {}
+        if given.get("dtype", saved_dtype) != saved_dtype:
+            raise cli.UsageError(f"--dtype: {path} holds {saved_dtype} parameters, not {given['dtype']}; a resumed "
+                                 f"run continues in the checkpoint's dtype (leave --dtype out)")
+        return {"dtype": saved_dtype}
     recorded = {name: run.get(name) for name in RECORDED}
+    if recorded["dtype"] is None:
+        recorded["dtype"] = saved_dtype
     for name, value in recorded.items():
         owner = _only_for(args.task, name) if value is not None else None
         problem = owner and f"only for {owner}" or (value is not None and _problem(name, value))
@@ -330,6 +347,18 @@ def _settings(args):
     settings = _task_defaults(args.task)
     settings.update(_recorded(args, loaded, given) if loaded else {})
     settings.update(given)
+    if settings["dtype"] is None:
+        settings["dtype"] = DEFAULT_DTYPE[settings["engine"]]
+    if settings["engine"] == "value" and settings["dtype"] != "float64":
+        why = "the value engine computes in float64 only"
+        if "dtype" in given:
+            raise cli.UsageError(f"--dtype: {given['dtype']} is not for --engine value ({why}); leave --dtype out, "
+                                 f"or pass --engine tensor")
+        if "engine" in given:
+            raise cli.UsageError(f"--engine: {args.resume} holds {settings['dtype']} parameters, and {why} "
+                                 f"(leave --engine out)")
+        raise cli.UsageError(f"--resume: {args.resume} records --engine value with --dtype {settings['dtype']}, "
+                             f"which is not valid: {why}")
     if args.task == "squares":
         _at_least(settings["n"], 2 if settings["restarts"] == 1 else 10, "--n")
     return settings, loaded
@@ -381,17 +410,17 @@ def _load(args, settings):
     return (X[:cut], y[:cut]), (X[cut:], y[cut:]), test
 
 
-def _new_model(task, rng, engine, init):
+def _new_model(task, rng, engine, init, dtype):
     if task == "squares":
-        return square_detector15(rng, engine, detector_init=init == "detector")
-    return TASKS[task].model(rng, engine)
+        return square_detector15(rng, engine, detector_init=init == "detector", dtype=np.dtype(dtype))
+    return TASKS[task].model(rng, engine, dtype=np.dtype(dtype))
 
 
 def _which_task(state):
     """The task whose model has exactly the keys and shapes of the state_dict ``state``, or None."""
     shapes = {key: np.shape(value) for key, value in state.items()}
     for name in TASKS:
-        model = _new_model(name, np.random.default_rng(0), "tensor", "detector")
+        model = _new_model(name, np.random.default_rng(0), "tensor", "detector", "float64")
         if {key: np.shape(value) for key, value in model.state_dict().items()} == shapes:
             return name
     return None
@@ -425,15 +454,15 @@ def _estimate(args, settings, X, y, steps, out):
         return
     batch_size = settings["batch_size"]
 
-    def seconds(engine, sample):
-        model = _new_model(args.task, np.random.default_rng(0), engine, settings["init"])
+    def seconds(engine, dtype, sample):
+        model = _new_model(args.task, np.random.default_rng(0), engine, settings["init"], dtype)
         optimizer = OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
         return train.step_seconds(model, optimizer, X, y, batch_size, sample=sample)
 
-    value = seconds("value", 2)  # a step on two images, scaled: a whole batch can take minutes
+    value = seconds("value", "float64", None)  # a whole batch: its scalar graph is recorded once, then replayed
     if value * steps < LONG_RUN:
         return
-    tensor = seconds("tensor", None)
+    tensor = seconds("tensor", args.dtype or DEFAULT_DTYPE["tensor"], None)  # what --engine tensor would run
     print(f"this will take about {_duration(value * steps)} ({steps:,} steps of about {value:.2g} s on the value "
           f"engine); --engine tensor does it in about {_duration(tensor * steps)}", file=out, flush=True)
 
@@ -491,7 +520,7 @@ def run(args):
     rng = np.random.default_rng(settings["seed"])  # start i draws its weights after starts 0..i-1
 
     def make(i):
-        model = _new_model(args.task, rng, settings["engine"], settings["init"])
+        model = _new_model(args.task, rng, settings["engine"], settings["init"], settings["dtype"])
         return model, OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
 
     model, optimizer = make(0)
@@ -509,8 +538,8 @@ def run(args):
 
     sizes = f"{len(X):,} training" + (f", {len(val[0]):,} validation" if val else "") + f", {len(X_test):,} test images"
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
-    print(f"{args.task}: {task.title}; {sizes}; {n_params:,} parameters, {settings['engine']} engine, "
-          f"{type(optimizer).__name__} lr {optimizer.lr:g}, batch {batch_size}, seed {settings['seed']}", file=out)
+    print(f"{args.task}: {task.title}; {sizes}; {n_params:,} parameters, {settings['engine']} engine in "
+          f"{settings['dtype']}, {type(optimizer).__name__} lr {optimizer.lr:g}, batch {batch_size}, seed {settings['seed']}", file=out)
     if loaded is not None:
         print(f"resuming {args.resume} at epoch {start_epoch}" +
               (f" (its history from epoch {history[0]['epoch']})" if history else " (it records no history)"),
@@ -584,8 +613,9 @@ def run(args):
             raise
         raise cli.Interrupted(_interrupted(args, interrupt, where, epochs, restarts, start_epoch, loaded)) from None
     if args.json:
-        print(json.dumps({"task": args.task, "engine": settings["engine"], "seed": settings["seed"],
-                          "test_accuracy": test_accuracy, "test_loss": test_loss, "train_seconds": seconds,
+        print(json.dumps({"task": args.task, "engine": settings["engine"], "dtype": settings["dtype"],
+                          "seed": settings["seed"], "test_accuracy": test_accuracy, "test_loss": test_loss,
+                          "train_seconds": seconds,
                           "epochs": max(start_epoch, epochs), "kept_start": kept, "start_accuracies": starts,
                           "steps": sum(len(s["steps"]) for s in history),
                           "history": [{k: s[k] for k in ("epoch", "loss", "accuracy")} for s in history]}))

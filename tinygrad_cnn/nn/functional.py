@@ -418,9 +418,12 @@ def leaky_relu(input, negative_slope=0.01):
 
 
 def _shifted(fn, x, dim):
-    """x minus its max along dim, the max held constant (softmax does not change under the shift)."""
+    """x minus its max along dim, the max held constant (softmax does not change under the shift);
+    on Values each shift is a ``Held`` leaf that names the Values it is the max of."""
     axes = (B.dim(dim, x.ndim, fn),)[:x.ndim]  # a 0-d x takes dim 0 or -1 and reduces nothing
-    return x - B.reduce(np.maximum, x.numbers(), axes, keepdims=True), axes
+    if isinstance(x, Tensor):
+        return x - B.reduce(np.maximum, x.numbers(), axes, keepdims=True), axes
+    return x - x.held_max(axes), axes
 
 
 @_labelled("softmax")
