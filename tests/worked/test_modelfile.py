@@ -232,7 +232,8 @@ BAD_FILES = {
     "unknown layer argument": (bad(set_layer(0, kernel=2)), ["layers[0]", "Conv2d", "kernel"]),
     "a layer without a type": (bad(lambda o: o["layers"].insert(1, {"kernel_size": 2})), ["layers[1]", '"type"']),
     "bad seed": (bad(lambda o: o.update(seed=-1)), ["seed", "non-negative integer"]),
-    "bad lr": (bad(lambda o: o.update(lr=[0.1])), ["lr", "a number"]),
+    "bad lr": (bad(lambda o: o.update(lr=[0.1])), ["lr", "a finite number"]),
+    "huge lr": (bad(lambda o: o.update(lr=1e308)), ["lr", "below 1e301", "1E+308"]),
     "not an object": ("[1, 2]", ["expected a JSON object"]),
     "not JSON": (EXAMPLE[:-3], ["not valid JSON"]),
 }
@@ -459,3 +460,15 @@ def test_any_small_file_is_the_same_from_strings_and_on_either_engine(obj):
     assert_close(value.to_json(), tensor.to_json())
     assert [layer.kinks for layer in value.layers] == [layer.kinks for layer in tensor.layers]
     assert [layer.winners for layer in value.layers] == [layer.winners for layer in tensor.layers]
+
+
+def test_an_lr_whose_step_overflows_is_refused_naming_the_parameter(capsys, tmp_path):
+    net = {"layers": [{"type": "Linear", "in_features": 2, "out_features": 1, "weight": [[-1, -1]], "bias": [0]},
+                      {"type": "Sigmoid"}], "input": [10, 10], "target": [1], "loss": "BCELoss"}
+    status, out, err = run(capsys, "--model", write(tmp_path, net), "--lr", "1e308")
+    assert status == 2 and out == ""
+    assert "the step with lr 1e+308 makes 0.weight infinite (lr x its gradient overflows float64)" in err
+    status, out, err = run(capsys, "--lr", "1e308")  # the built-in cnn10
+    assert status == 2 and out == "" and "makes w4 infinite" in err and "Warning" not in err
+    status, _, _ = run(capsys, "--model", write(tmp_path, net), "--lr", "1e300")  # large, but the step is finite
+    assert status == 0

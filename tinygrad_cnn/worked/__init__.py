@@ -23,7 +23,7 @@ from ..models import square_detector15, tiny_cnn10
 from ..nn import ENGINES, make_parameter
 from ..nn import functional as F
 from . import mistakes  # noqa: F401 (the catalogue: worked.mistakes.CATALOGUE)
-from .network import LAYERS, LOSSES, NetworkError, Solution, _plain, work_network  # noqa: F401 (re-exported)
+from .network import LAYERS, LOSSES, NetworkError, Solution, _plain, check_step, work_network  # noqa: F401 (re-exported)
 
 # The input image of the worked example (course material 000); its label is 1.
 WORKED_X = [[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]]
@@ -312,9 +312,10 @@ def work_builtin(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4
     values = {k: _numbers(nodes[k]) for k in FORWARD}
     grads = _grads(nodes)
     loss = values["loss"]
-    update = {"lr": lr, "loss": loss,
-              "descent": run.loss(_stepped(params, grads, -lr)),
-              "ascent": run.loss(_stepped(params, grads, +lr))}
+    descent, ascent = _stepped(params, grads, -lr), _stepped(params, grads, +lr)
+    check_step(descent, lr)
+    check_step(ascent, lr)
+    update = {"lr": lr, "loss": loss, "descent": run.loss(descent), "ascent": run.loss(ascent)}
     net = spec.model("tensor", seed or 0)
     net.load_state_dict({key: np.reshape(params[k], np.shape(net.state_dict()[key])) for k, key in PARAMS.items()})
     solution = work_network(net, x[None], [run.label], "BCELoss", lr, engine, spec.title, FORWARD[:-1])
@@ -326,7 +327,8 @@ def work_builtin(model="cnn10", engine="value", x=None, kernel=None, b1=None, w4
 
 
 def _stepped(params, grads, step):
-    return {k: params[k] + step * grads[k] for k in params}
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_step
+        return {k: params[k] + step * grads[k] for k in params}
 
 
 # --- the course material's mistakes, each repeated on the engine's numbers ------------------------------

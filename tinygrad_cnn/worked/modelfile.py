@@ -171,7 +171,8 @@ def parse(obj, source="model file"):
                 or lr and Decimal(lr).adjusted() > 300:
             raise InvalidOperation
     except (InvalidOperation, ValueError):
-        raise ModelFileError(f"{source}: lr: expected a number, got {lr!r}") from None
+        shown = lr if isinstance(lr, (bool, str)) or not isinstance(lr, (int, float, Decimal)) else str(lr)
+        raise ModelFileError(f"{source}: lr: expected a finite number below 1e301, got {shown!r}") from None
     title = obj.get("title", "a network from a model file")
     if not isinstance(title, str):
         raise ModelFileError(f"{source}: title: expected a string, got {title!r}")

@@ -108,6 +108,15 @@ def is_batched(model, shape):
     return len(shape) > _UNBATCHED_NDIM.get(_layer_type(model[0]), 1)
 
 
+def check_step(stepped, lr):
+    """Raise NetworkError naming --lr and the parameter unless every parameter after the step
+    (``stepped``: name -> numbers) is finite: lr x grad overflows for a huge lr."""
+    for name, value in stepped.items():
+        if not np.all(np.isfinite(value)):
+            raise NetworkError("lr", f"the step with lr {lr:g} makes {name} {'NaN' if np.isnan(value).any() else 'infinite'} "
+                                     f"(lr x its gradient overflows float64); give a smaller lr")
+
+
 def _plain(a):
     a = np.asarray(a)
     if a.dtype.kind in "iub":
@@ -367,7 +376,9 @@ def work_network(model, x, target, loss="MSELoss", lr=0.01, engine="value", titl
     step = lr if "gradient-ascent" in mistakes else -lr
     for key, p in net.named_parameters():
         value, grad = _floats(p.numbers()), _floats(param_grads[key])
-        params[key] = {"value": value, "grad": grad, "after_step": value + step * grad + 0.0}
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_step
+            params[key] = {"value": value, "grad": grad, "after_step": value + step * grad + 0.0}
+    check_step({k: p["after_step"] for k, p in params.items()}, lr)
     after = _loss_after(model, {k: p["after_step"] for k, p in params.items()}, x, loss_module, target)
     return Solution(title or "a network", engine, _floats(x), target, loss_type, loss_options, layers,
                     float(loss_value) + 0.0, _floats(grad_input), params, float(lr), after,
