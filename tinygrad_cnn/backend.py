@@ -1,9 +1,30 @@
 """The numpy kernels under both engines: sliding windows and their adjoint, fast reductions, the
 matrix layout of tensordot, and the axis rules. Plain numpy arrays in and out; no graph here.
+Importing it tells glibc's malloc to keep freed memory for reuse (``keep_freed_memory``).
 """
+import ctypes
 import itertools
 import math
+import platform
+
 import numpy as np
+
+
+def keep_freed_memory(largest=32 << 20, kept=64 << 20):
+    """Have glibc's malloc reuse freed memory instead of handing it back to the kernel: arrays up
+    to ``largest`` bytes come from the heap, and up to ``kept`` bytes of free heap stay mapped.
+
+    A training step frees its graph's arrays (about 20 MB for the LeNet benchmark's step); by
+    default glibc returns them, and the next step's first write to each page faults: some 4,000
+    faults a step, more than half of its time on a 2-CPU VM. Process-wide; a no-op off glibc.
+    Returns whether malloc took the settings."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    return bool(mallopt(-3, largest)) and bool(mallopt(-1, kept))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+
+keep_freed_memory()
 
 
 # --- axes ---------------------------------------------------------------------------------------
@@ -109,14 +130,24 @@ def first_argmax_mask(x, axes):
     if not axes:
         return np.ones(x.shape, dtype=bool)
     if _by_slices(x, axes):  # walk each group in row-major order: its first entry equal to the max
-        top = reduce(np.maximum, x, axes, keepdims=True)
-        mask, taken = np.zeros(x.shape, dtype=bool), np.zeros(top.shape, dtype=bool)
-        for index in _cells(x.shape, axes):
-            # equal to the max (a NaN, when the max is NaN, as argmax picks), and none before
-            equal = x[index] == top
-            hit = np.greater(equal | np.isnan(x[index]) if x.dtype != object else equal, taken, out=mask[index])
+        order = axes + tuple(a for a in range(x.ndim) if a not in axes)
+        moved = x.transpose(order)
+        cells = np.empty(moved.shape, dtype=x.dtype)  # one copy, each cell a block: whole-array ufuncs after it
+        np.copyto(cells, moved)
+        cells = cells.reshape((-1,) + moved.shape[len(axes):])
+        top = np.maximum(cells[0, ...], cells[1, ...], out=np.empty(cells.shape[1:], dtype=x.dtype))
+        for i in range(2, len(cells)):
+            np.maximum(top, cells[i, ...], out=top)
+        nan = x.dtype != object and np.isnan(top).any()  # a NaN max: the first NaN takes it, as argmax
+        mask, taken = np.empty(cells.shape, dtype=bool), np.zeros(top.shape, dtype=bool)
+        for i in range(len(cells)):  # equal to the max, and none before
+            cell, hit = cells[i, ...], mask[i, ...]  # arrays, 0-d ones too ([i] gives numbers)
+            np.equal(cell, top, out=hit)
+            if nan:
+                hit |= np.isnan(cell)
+            np.greater(hit, taken, out=hit)
             taken |= hit
-        return mask
+        return mask.reshape(moved.shape).transpose(inverse(order))
     order = tuple(a for a in range(x.ndim) if a not in axes) + axes  # the reduced dims last
     moved = x.transpose(order)
     flat = moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,))
@@ -160,12 +191,15 @@ def scatter_windows(g, shape, kernel, stride, dilation):
     """The adjoint of sliding_windows: add each window's gradient back where it was read from.
 
     One strided write per kernel offset (as many as kernel entries, each a whole array): an add
-    where windows overlap, else a plain copy, since no entry is written twice.
+    where windows overlap, else a plain copy, since no entry is written twice; overlapping 2-D
+    windows at stride 1 (a conv's) add along whole planes (``_scatter_runs``).
     """
     k = len(kernel)
-    out = np.zeros(shape, dtype=g.dtype)
     counts = g.shape[g.ndim - 2 * k:g.ndim - k]
     overlap = any(s < d * (w - 1) + 1 for s, w, d in zip(stride, kernel, dilation))
+    if overlap and k == 2 and stride == (1, 1):
+        return _scatter_runs(g, shape, kernel, counts, dilation)
+    out = np.zeros(shape, dtype=g.dtype)
     for offset in itertools.product(*map(range, kernel)):
         target = (Ellipsis,) + tuple(slice(o * d, o * d + s * (c - 1) + 1, s)
                                      for o, s, c, d in zip(offset, stride, counts, dilation))
@@ -174,6 +208,23 @@ def scatter_windows(g, shape, kernel, stride, dilation):
         else:
             out[target] = g[(Ellipsis,) + offset]
     return out
+
+
+def _scatter_runs(g, shape, kernel, counts, dilation):
+    """scatter_windows for 2-D windows at stride 1, one add per kernel offset along whole planes:
+    with its rows padded by zeros to the plane's width, an offset's windows cover one run of the
+    flattened plane (the zeros fall between its rows). The same sums, in the same order."""
+    (kh, kw), (ch, cw), (h, w), (dh, dw) = kernel, counts, shape[-2:], dilation
+    nl = g.ndim - 4
+    rows = np.zeros(g.shape[:nl] + (kh, kw, ch, w), dtype=g.dtype)
+    rows[..., :cw] = g.transpose(tuple(range(nl)) + (nl + 2, nl + 3, nl, nl + 1))
+    rows = rows.reshape(g.shape[:nl] + (kh, kw, ch * w))
+    out = np.zeros(g.shape[:nl] + (h * w,), dtype=g.dtype)
+    run = (ch - 1) * w + cw
+    for i, j in itertools.product(range(kh), range(kw)):
+        start = i * dh * w + j * dw
+        out[..., start:start + run] += rows[..., i, j, :run]
+    return out.reshape(shape)
 
 
 def unpad(g, pads):
@@ -239,25 +290,62 @@ def _product(p, q, by_columns):
     return (q.T @ p.T).T if by_columns else p @ q
 
 
+def _batch_dims(ax_x, free_x, free_y):
+    """How many of x's free dims come before its first contracted one, when free dims follow it
+    too and y has some: they index a batch of products (conv windows: the images); else 0."""
+    lead = sum(i < min(ax_x, default=0) for i in free_x)
+    return lead if lead < len(free_x) and free_y else 0
+
+
 def tensordot(x, y, ax_x, ax_y):
-    """np.tensordot(x, y, (ax_x, ax_y)) as one matrix product, and what its adjoints need."""
+    """np.tensordot(x, y, (ax_x, ax_y)) as matrix products, and what its adjoints need.
+
+    One product, unless x has batch dims (``_batch_dims``): then one per batch entry, y's matrix
+    times x's, so that the output is laid out as x with its contracted dims replaced by y's free
+    dims (a conv's (N, H, W, C_out) output is (N, C_out, H, W) in memory, as the next layer reads it)."""
     free_x = [i for i in range(x.ndim) if i not in ax_x]
     free_y = [i for i in range(y.ndim) if i not in ax_y]
-    a, b = _matrix(x, free_x, ax_x), _matrix(y, ax_y, free_y)
+    nl = _batch_dims(ax_x, free_x, free_y)
+    b = _matrix(y, ax_y, free_y)
+    if nl:
+        order = free_x[:nl] + ax_x + free_x[nl:]
+        sizes = [x.shape[i] for i in order]
+        lead, rest = sizes[:nl], sizes[nl + len(ax_x):]
+        a = x.transpose(order).reshape(math.prod(lead), b.shape[0], math.prod(rest))  # (batch, k, rest): copied
+        out = np.matmul(b.T, a).reshape(lead + [y.shape[i] for i in free_y] + rest)
+        ny = len(free_y)
+        out = out.transpose(list(range(nl)) + list(range(nl + ny, out.ndim)) + list(range(nl, nl + ny)))
+        return out, (a, b, x.shape, y.shape, free_x, free_y, ax_x, ax_y, nl, None, None)
+    a = _matrix(x, free_x, ax_x)
     by_cols_a, by_cols_b = _by_columns(a), _by_columns(b)
     out = _product(a, b, by_cols_a).reshape([x.shape[i] for i in free_x] + [y.shape[i] for i in free_y])
-    return out, (a, b, x.shape, y.shape, free_x, free_y, ax_x, ax_y, by_cols_a, by_cols_b)
+    return out, (a, b, x.shape, y.shape, free_x, free_y, ax_x, ax_y, 0, by_cols_a, by_cols_b)
 
 
 def _output_matrix(g, free_x):
     return _matrix(g, list(range(len(free_x))), list(range(len(free_x), g.ndim)))
 
 
-def tensordot_adjoint_x(g, a, b, shape_x, shape_y, free_x, free_y, ax_x, ax_y, by_cols_a, by_cols_b):
+def _output_batches(g, free_x, nl):
+    """The output gradient as the batched products made it: (batch, y's free dims, x's other free dims)."""
+    nx = len(free_x)
+    g = g.transpose(list(range(nl)) + list(range(nx, g.ndim)) + list(range(nl, nx)))
+    ny = g.ndim - nx
+    return g.reshape(math.prod(g.shape[:nl]), math.prod(g.shape[nl:nl + ny]), math.prod(g.shape[nl + ny:]))
+
+
+def tensordot_adjoint_x(g, a, b, shape_x, shape_y, free_x, free_y, ax_x, ax_y, nl, by_cols_a, by_cols_b):
+    if nl:
+        order = free_x[:nl] + ax_x + free_x[nl:]
+        d = np.matmul(b, _output_batches(g, free_x, nl))  # (batch, k, rest)
+        return d.reshape([shape_x[i] for i in order]).transpose(inverse(order))
     return _unmatrix(_product(_output_matrix(g, free_x), b.T, by_cols_a), shape_x, free_x, ax_x, by_cols_a)
 
 
-def tensordot_adjoint_y(g, a, b, shape_x, shape_y, free_x, free_y, ax_x, ax_y, by_cols_a, by_cols_b):
+def tensordot_adjoint_y(g, a, b, shape_x, shape_y, free_x, free_y, ax_x, ax_y, nl, by_cols_a, by_cols_b):
+    if nl:  # the sum over the batch of each entry's (y's free dims x k) product, laid out by columns
+        d = np.matmul(_output_batches(g, free_x, nl), a.transpose(0, 2, 1)).sum(axis=0)
+        return _unmatrix(d.T, shape_y, ax_y, free_y, True)
     return _unmatrix(_product(a.T, _output_matrix(g, free_x), by_cols_b), shape_y, ax_y, free_y, by_cols_b)
 
 

@@ -234,6 +234,7 @@ BAD_FILES = {
     "bad seed": (bad(lambda o: o.update(seed=-1)), ["seed", "non-negative integer"]),
     "bad lr": (bad(lambda o: o.update(lr=[0.1])), ["lr", "a finite number"]),
     "huge lr": (bad(lambda o: o.update(lr=1e308)), ["lr", "below 1e301", "1E+308"]),
+    "ragged target": (bad(lambda o: o.update(target=[[1], [1, 2]])), ["target", "rectangular array of class indices"]),
     "not an object": ("[1, 2]", ["expected a JSON object"]),
     "not JSON": (EXAMPLE[:-3], ["not valid JSON"]),
 }

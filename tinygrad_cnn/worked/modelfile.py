@@ -179,9 +179,18 @@ def parse(obj, source="model file"):
     x = _exact_array(obj["input"], f"{source}: input")
     target = obj["target"]
     target = _exact_array(target, f"{source}: target") if not isinstance(target, (list, int)) or isinstance(
-        target, list) and not _all_ints(target) else np.array(target)
+        target, list) and not _all_ints(target) else _class_indices(target, f"{source}: target")
     return ModelFile(title, nn.Sequential(*modules), names, state, x, target, loss if isinstance(loss, dict) else
                      {"type": loss}, float(lr))
+
+
+def _class_indices(value, where):
+    """Whole numbers (class indices) as an int array, or a ModelFileError for a ragged nesting."""
+    try:
+        return np.array(value, dtype=np.int64)
+    except (ValueError, OverflowError):
+        raise ModelFileError(f"{where}: expected a rectangular array of class indices, got a ragged nesting "
+                             f"of lists or numbers too large") from None
 
 
 def _all_ints(value):
