@@ -30,6 +30,7 @@ from micrograd.engine import Value as MicroValue
 import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import Value, values
 from tinygrad_cnn.tape import Tape
+from machine import describe  # benchmarks/machine.py
 
 OURS, THEIRS = "tinygrad_cnn", "micrograd"
 ENGINES = {THEIRS: MicroValue, OURS: Value}
@@ -297,7 +298,7 @@ def main(argv=None):
     parser.add_argument("--cnn-steps", type=int, default=500, help="CNN steps per timed run")
     parser.add_argument("--chain", type=int, default=10 ** 6, help="links of the chain our engine must backpropagate")
     args = parser.parse_args(argv)
-    print(f"Python {sys.version.split()[0]}, recursion limit {sys.getrecursionlimit()}, numpy {np.__version__}")
+    print("\n".join(describe()) + f"; recursion limit {sys.getrecursionlimit()}")
     ok = True
 
     X, y = moons_data()

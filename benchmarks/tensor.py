@@ -55,33 +55,10 @@ import tinygrad_cnn.nn.functional as F  # noqa: E402
 from tinygrad_cnn import Tensor, values  # noqa: E402
 from tinygrad_cnn.models import tiny_cnn10  # noqa: E402
 from tinygrad_cnn.optim import SGD  # noqa: E402
+from machine import blas_threads, describe  # noqa: E402  (benchmarks/machine.py)
 
 X10 = np.array([[2, 1, 0, 2, 1], [2, 1, 1, 0, 2], [1, 2, 0, 1, 0], [1, 0, 2, 1, 2], [2, 1, 1, 0, 0]],
                dtype=np.float64).reshape(1, 1, 5, 5)
-
-
-def blas_threads():
-    """The thread count of numpy's BLAS (threadpoolctl tells, when installed; else the environment's
-    OPENBLAS_NUM_THREADS or the CPU count)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count())
-    counts = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-    return max(counts) if counts else 1
-
-
-def blas_name():
-    """numpy's BLAS library and version (threadpoolctl's report, else numpy's build configuration)."""
-    try:
-        from threadpoolctl import threadpool_info
-        found = [f"{p['internal_api']} {p['version']}" for p in threadpool_info() if p["user_api"] == "blas"]
-    except ImportError:
-        found = []
-    if not found:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        found = [f"{blas['name']} {blas.get('version', '')}".strip()]
-    return ", ".join(found)
 
 
 def timed(step, steps):
@@ -292,11 +269,8 @@ def main(args):
         torch = None
         print("PyTorch is not installed (pip install -e '.[parity]'): our engines only, no ratios")
     else:
-        torch.set_num_threads(threads)
-        print(f"PyTorch {torch.__version__} (BLAS {torch.__config__.show().partition('BLAS_INFO=')[2].split(',')[0]}), "
-              f"{torch.get_num_threads()} threads (torch.set_num_threads: the thread count of numpy's BLAS)")
-    print(f"numpy {np.__version__} (BLAS {blas_name()}), BLAS threads {threads}, {os.cpu_count()} CPUs, "
-          f"--repeat {args.repeat}")
+        torch.set_num_threads(threads)  # the thread count of numpy's BLAS
+    print("\n".join(describe()) + f"; --repeat {args.repeat}")
     load = os.getloadavg()[0]
     if load > 0.5 * os.cpu_count():
         print(f"warning: the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): timings vary, "

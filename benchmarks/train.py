@@ -28,7 +28,6 @@ import gc
 import io
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -74,6 +73,7 @@ import numpy as np  # noqa: E402  (after the thread count is set)
 
 from tinygrad_cnn import cli, data  # noqa: E402
 from tinygrad_cnn.cli.train import TASKS  # noqa: E402
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 
 def ours(*argv):
@@ -209,27 +209,13 @@ def squares_anatomy(args):
 
 
 def machine(threads):
-    """The lines that say what the timings ran on: numpy's BLAS, the thread pools, PyTorch, the load."""
-    lines = [f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)"]
-    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    lines.append(f"numpy {np.__version__}: BLAS {blas.get('name')} {blas.get('version')}")
+    """The lines that say what the timings ran on (PyTorch given ``threads`` threads first, when installed)."""
     try:
         import torch
     except ImportError:
-        torch = None
-    else:
-        torch.set_num_threads(threads)
-        built = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
-        lines.append(f"PyTorch {torch.__version__}: BLAS {built.group(1) if built else 'unknown'}, "
-                     f"torch.set_num_threads({threads}), {torch.get_num_interop_threads()} inter-op threads")
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        lines.append(f"thread pools: threadpoolctl is not installed; OPENBLAS_NUM_THREADS={threads}")
-    else:
-        lines += [f"thread pool {p['internal_api']} {p.get('version') or '(version unknown)'} "
-                  f"({os.path.basename(p['filepath'])}): {p['num_threads']} threads" for p in threadpool_info()]
-    return lines
+        return describe() + [f"PyTorch is not installed; OPENBLAS_NUM_THREADS={threads}"]
+    torch.set_num_threads(threads)
+    return describe()
 
 
 def spread(seconds):
