@@ -170,16 +170,22 @@ def test_load_puts_one_examples_numbers_into_the_recorded_graph():
 
 
 # --- training: the replayed step is the value engine's batch graph ------------------------------------------
+def replayed_step(model, X, y):
+    """(loss, predicted classes, each parameter's gradient) of a replayed step; the grads zeroed after."""
+    loss, predicted = train.replayed_loss_and_predictions(model, X, y)
+    loss.backward()
+    grads = [p.grads() for p in model.parameters()]
+    for p in model.parameters():
+        p.zero_grad()
+    return loss, predicted, grads
+
+
 @pytest.mark.parametrize("make, shape, classes", [(digits_cnn, (1, 8, 8), 10), (square_detector15, (1, 6, 6), 1)])
 def test_a_replayed_training_step_equals_the_batch_graph(make, shape, classes):
     rng = np.random.default_rng(4)
     X, y = rng.normal(size=(5,) + shape), rng.integers(0, max(classes, 2), size=5)
     model = make(0, "value")
-    replayed, predicted = train.replayed_loss_and_predictions(model, X, y)
-    replayed.backward()
-    grads = [p.grads() for p in model.parameters()]
-    for p in model.parameters():
-        p.zero_grad()
+    replayed, predicted, grads = replayed_step(model, X, y)
     loss, want_predicted = train.loss_and_predictions(model, X, y)
     loss.backward()
     assert close(replayed.numbers(), loss.numbers())
@@ -251,16 +257,11 @@ def test_a_batch_too_large_for_one_replay_is_replayed_in_parts_to_the_same_numbe
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(7, 1, 6, 6)), rng.integers(0, 2, size=7)
     model = square_detector15(0, "value")
-    whole, predicted = train.replayed_loss_and_predictions(model, X, y)
-    whole.backward()
-    grads = [p.grads() for p in model.parameters()]
-    for p in model.parameters():
-        p.zero_grad()
+    whole, predicted, grads = replayed_step(model, X, y)
     tape, _ = train.tape_of(model, (1, 6, 6))
     monkeypatch.setattr(train, "REPLAY_NUMBERS", 3 * len(tape))  # parts of 3, 3 and 1 images
-    parts, predicted_parts = train.replayed_loss_and_predictions(model, X, y)
+    parts, predicted_parts, grads_parts = replayed_step(model, X, y)
     assert [r.batch_size for r in parts.replays] == [3, 3, 1]
-    parts.backward()
     assert close(parts.numbers(), whole.numbers()) and predicted_parts.tolist() == predicted.tolist()
-    for got, p in zip(grads, model.parameters()):
-        assert close(p.grads(), got)
+    for got, want in zip(grads_parts, grads):
+        assert close(got, want)
