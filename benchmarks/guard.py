@@ -27,6 +27,7 @@ import tinygrad_cnn.nn.functional as F  # noqa: E402
 from tinygrad_cnn import Tensor  # noqa: E402
 from tinygrad_cnn.optim import SGD  # noqa: E402
 from tinygrad_cnn.tensor import _BROADCASTING  # noqa: E402
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 GUARDED = Tensor._push
 
@@ -76,6 +77,7 @@ def main():
             Tensor._push = push
             times[name].append(timed(step, 10))
     Tensor._push = GUARDED
+    print("\n".join(describe()))
     print(f"LeNet-style float32 step, batch 64, {ARGS.threads} BLAS thread(s), {ARGS.repeat} rounds of 10 steps")
     for name, t in times.items():
         print(f"  {name:<10} median {statistics.median(t) * 1e3:6.2f} ms  best {min(t) * 1e3:6.2f} ms")
