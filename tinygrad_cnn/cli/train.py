@@ -71,7 +71,8 @@ def register(subparsers):
                     "with the command that resumes it (exit status 130).")
     p.add_argument("task", choices=tuple(TASKS), help="; ".join(f"{k}: {t.title}" for k, t in TASKS.items()))
     p.add_argument("--engine", choices=nn.ENGINES,
-                   help="tensor (default): numpy arrays; value: one graph node per scalar (slow: small nets)")
+                   help="tensor (default): numpy arrays; value: one graph node per scalar (one image's graph "
+                        "recorded once, replayed over each batch)")
     p.add_argument("--dtype", choices=DTYPES,
                    help="the numbers' precision: float32 (the tensor engine's default, as PyTorch's) or float64 "
                         "(the value engine's only one)")
