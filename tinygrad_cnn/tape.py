@@ -26,10 +26,6 @@ from .value_array import as_value_array
 
 # --- the rules: forward over arrays (one row per node, one column per example) and, beside it,
 # each parent's share of the gradient g. forward returns (out, what backward needs).
-def _where(mask, a, b):
-    return np.where(mask, a, b)
-
-
 def _sigmoid(x):  # Value's two branches: 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -40,12 +36,12 @@ def _pow(x, k):
     whole number, C99 gives inf for k > 0 and 0 for k < 0."""
     p = x ** k
     odd = np.isneginf(x) & (k != np.floor(k))
-    return _where(odd, _where(k > 0, np.inf, 0.0), p) if np.any(odd) else p
+    return np.where(odd, np.where(k > 0, np.inf, 0.0), p) if np.any(odd) else p
 
 
 def _power(x, e):  # x ** e, d/dx and d/de, as Value.__pow__ with a Value exponent (0 ln 0 taken as 0)
     p = _pow(x, e)
-    return p, (_where(e != 0, e * _pow(x, e - 1), 0.0), _where((x == 0) & (e >= 0), 0.0, p * np.log(x)))
+    return p, (np.where(e != 0, e * _pow(x, e - 1), 0.0), np.where((x == 0) & (e >= 0), 0.0, p * np.log(x)))
 
 
 RULES = {
@@ -57,17 +53,17 @@ RULES = {
     "neg": (lambda a: (-a, None), lambda g, s: (-g,)),
     "exp": (lambda a: ((e := np.exp(a)), e), lambda g, s: (g * s,)),
     "log": (lambda a: (np.log(a), a), lambda g, s: (g * (1.0 / s),)),
-    "relu": (lambda a: (_where(m := a <= 0, 0.0, a), m), lambda g, s: (g * ~s,)),
+    "relu": (lambda a: (np.where(m := a <= 0, 0.0, a), m), lambda g, s: (g * ~s,)),
     "sigmoid": (lambda a: ((y := _sigmoid(a)), y), lambda g, s: (g * (s * (1.0 - s)),)),
     "tanh": (lambda a: ((t := np.tanh(a)), t), lambda g, s: (g * (1.0 - s * s),)),
-    "max": (lambda a, b: (_where(m := (a >= b) | (a != a), a, b), m), lambda g, s: (g * s, g * ~s)),
+    "max": (lambda a, b: (np.where(m := (a >= b) | (a != a), a, b), m), lambda g, s: (g * s, g * ~s)),
 }
 HELD = "held max"  # a Held leaf: the max of its sources again for each example, no gradient to them
 HELD_RULE = (lambda *a: (reduce(np.maximum, a), None), lambda g, s, k: ())
 # ops with a number in their name: x ** k ("**2") and leaky ReLU ("leaky_relu", or "leaky_relu(0.2)")
 PARAMETRIC = {
     "**": (lambda a, k: (_pow(a, k), a), lambda g, s, k: (g * (k * _pow(s, k - 1) if k else 0.0),)),
-    "leaky_relu": (lambda a, k: (_where(m := a <= 0, a * k, a), m), lambda g, s, k: (g * _where(s, k, 1.0),)),
+    "leaky_relu": (lambda a, k: (np.where(m := a <= 0, a * k, a), m), lambda g, s, k: (g * np.where(s, k, 1.0),)),
 }
 
 
