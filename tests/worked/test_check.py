@@ -106,3 +106,13 @@ def test_an_empty_array_file_is_one_line(capsys, tmp_path):
     assert cli.main(["graph", "--x", str(empty)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--x: expected a square 5x5 matrix" in err
+
+
+def test_a_key_with_a_line_break_is_named_on_one_line():
+    net, target = network(), [[1], [0]]
+    with pytest.raises(C.AnswersError, match=r'^"a\\nb": expected finite numbers') as info:
+        C.check({"a\nb": Decimal("Infinity")}, net, IMAGES, target, "BCELoss", 0.1)
+    assert "\n" not in str(info.value)
+    with pytest.raises(C.AnswersError, match=r'^unknown quantity ""') as info:
+        C.check({"": 1}, net, IMAGES, target, "BCELoss", 0.1)
+    assert "\n" not in str(info.value)

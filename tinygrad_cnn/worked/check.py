@@ -82,6 +82,12 @@ def working_order(keys):
     return sorted(keys, key=rank)
 
 
+def _shown(key):
+    """A key for a one-line message: as written, or as a JSON string when it is empty or holds line
+    breaks or other characters that do not print."""
+    return key if key and key.isprintable() else json.dumps(key)
+
+
 def _check_numbers(key, value):
     """The student's numbers of one quantity: finite JSON numbers (nested lists of them), or an AnswersError."""
     for v in np.ravel(np.array(value, dtype=object)) if isinstance(value, list) else [value]:
@@ -89,7 +95,7 @@ def _check_numbers(key, value):
             _check_numbers(key, v)
         elif isinstance(v, bool) or not isinstance(v, (int, Decimal)) or not Decimal(v).is_finite() \
                 or v and Decimal(v).adjusted() > 300:
-            raise AnswersError(f"{key}: expected finite numbers, got {json.dumps(_plain(v), default=str)[:40]}")
+            raise AnswersError(f"{_shown(key)}: expected finite numbers, got {json.dumps(_plain(v), default=str)[:40]}")
 
 
 def _decimals(d):
@@ -130,7 +136,8 @@ def check(answers, model, x, target, loss, lr=0.01, engine="value", names=None, 
         _check_numbers(key, value)
     unknown = [k for k in given if k not in expected]
     if unknown:
-        raise AnswersError(f"unknown quantit{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (the keys are "
+        listed = ", ".join(map(_shown, unknown))
+        raise AnswersError(f"unknown quantit{'ies' if len(unknown) > 1 else 'y'} {listed} (the keys are "
                            f"those of worked --json: {', '.join(list(expected)[:12])}, ...)")
     quantities = {}
     for key in working_order(given):
