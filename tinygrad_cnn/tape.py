@@ -335,7 +335,7 @@ class Replay:
 
     def grad(self, nodes):
         """d root / d node per example, as ``data`` (zeros before ``backward``)."""
-        return self._pick(self.G if self.G is not None else np.zeros(self.D.shape), nodes)
+        return self._pick(self.G, nodes) if self.G is not None else np.zeros_like(self.data(nodes))
 
     def backward(self, grad=None):
         """Backpropagate from the root of every example: ``grad`` (B,) is d loss / d root per example

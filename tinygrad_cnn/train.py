@@ -166,10 +166,10 @@ def check_data(model, X, y, name="training"):
     dtype = dtype_of(model)
     if X.dtype.kind == "f" and X.dtype.itemsize > dtype.itemsize:  # float64 images for a float32 model
         with np.errstate(over="ignore"):
-            bad = ~np.isfinite(X.astype(dtype))
-    if bad.any():
-        raise ValueError(f"{name} images hold {bad.sum()} values too large for the model's {dtype} (the first, "
-                         f"{X[bad][0].item()!r}, in image {np.argwhere(bad)[0][0]})")
+            big = ~np.isfinite(X.astype(dtype))
+        if big.any():
+            raise ValueError(f"{name} images hold {big.sum()} values too large for the model's {dtype} (the first, "
+                             f"{X[big][0].item()!r}, in image {np.argwhere(big)[0][0]})")
     try:
         classes = classes_of(model, X.shape[1:])
     except (ValueError, TypeError) as e:

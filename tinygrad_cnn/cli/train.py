@@ -540,7 +540,8 @@ def run(args):
     sizes = f"{len(X):,} training" + (f", {len(val[0]):,} validation" if val else "") + f", {len(X_test):,} test images"
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     print(f"{args.task}: {task.title}; {sizes}; {n_params:,} parameters, {settings['engine']} engine in "
-          f"{settings['dtype']}, {type(optimizer).__name__} lr {optimizer.lr:g}, batch {batch_size}, seed {settings['seed']}", file=out)
+          f"{settings['dtype']}, {type(optimizer).__name__} lr {optimizer.lr:g}, batch {batch_size}, "
+          f"seed {settings['seed']}", file=out)
     if loaded is not None:
         print(f"resuming {args.resume} at epoch {start_epoch}" +
               (f" (its history from epoch {history[0]['epoch']})" if history else " (it records no history)"),
