@@ -100,7 +100,7 @@ def test_values_carry_no_instance_dict():
     assert not hasattr(Value(1.0), "__dict__")  # __slots__ all the way down: small nodes
 
 
-# --- the backward driver's contract with an engine (_push, _accumulate, _reset_grad) -------------
+# --- the backward driver's contract with an engine (_push, _reset_grad) -------------------------
 class Probe(Node):
     """A node kind that records the driver's calls. Its _push sends the pending gradient only to the
     parents in ``targets`` (as the Tensor engine skips parents that need no gradient)."""
@@ -113,30 +113,35 @@ class Probe(Node):
         self.calls, self.targets, self.fail = [], self.parents if targets is None else targets, fail
 
     def _push(self):
-        self.calls.append("push")
+        self.calls.append(("push", self._pending))
         if self.fail:
             raise RuntimeError("push failed")
+        g, self._pending = self._pending, None
+        self.grad += g
         for p in self.targets:
-            p._pending = self._pending if p._pending is None else p._pending + self._pending
-
-    def _accumulate(self):
-        self.calls.append("accumulate")
-        self.grad += self._pending
+            p._pending += g
 
     def _reset_grad(self):
         self.calls.append("reset")
         self.grad = 0.0
 
 
-def test_driver_seeds_the_root_pushes_once_per_node_and_skips_unreached_nodes():
+def test_driver_seeds_the_root_and_pushes_each_node_once_children_first_from_a_zero_mark():
     a, skipped = Probe(), Probe()
     mid = Probe([a, a])
     root = Probe([mid, skipped], targets=(mid,))
     root._backward(5.0)
-    assert root.calls == ["push", "accumulate"] and mid.calls == ["push", "accumulate"]
-    assert a.calls == ["accumulate"] and skipped.calls == []  # a leaf has nothing to push
+    assert root.calls == [("push", 5.0)] and mid.calls == [("push", 5.0)]
+    assert a.calls == [("push", 10.0)] and skipped.calls == [("push", 0.0)]  # the mark: nothing reached it
     assert (root.grad, mid.grad, a.grad, skipped.grad) == (5.0, 5.0, 10.0, 0.0)
     assert all(node._pending is None for node in (root, mid, a, skipped))
+
+
+def test_topo_order_leaves_no_mark_behind():
+    a = Probe()
+    root = Probe([Probe([a]), a])
+    assert len(root.topo_order()) == 3
+    assert all(node._pending is None for node in root.topo_order() + [a])
 
 
 def test_a_failed_backward_leaves_no_pending_gradient_behind():

@@ -53,36 +53,45 @@ class Node:
     __slots__ = ("data", "grad", "op", "parents", "name", "layer", "_pending")
 
     def topo_order(self):
-        """Every node reachable from this one, each once, parents before children.
+        """Every node reachable from this one, each once, parents before children."""
+        order = self._reached()
+        for node in order:
+            node._pending = None
+        return order
+
+    def _reached(self):
+        """topo_order, leaving each node's ``_pending`` at 0.0, the mark that it is listed (and the
+        start of its gradient's sum in a backward pass).
 
         Depth-first with an explicit stack (no recursion, so any depth works): a node seen for
         the first time goes back on the stack under a ``None`` marker with its parents above
         it; when the marker comes off, its parents are all listed, and so the node is.
         """
-        order, seen, stack = [], set(), [self]
+        order, stack = [], [self]
         push, pop = stack.append, stack.pop
-        while stack:
-            node = pop()
-            if node is None:
-                order.append(pop())
-            elif node not in seen:
-                seen.add(node)
-                push(node)
-                push(None)
-                stack += node.parents
+        try:
+            while stack:
+                node = pop()
+                if node is None:
+                    order.append(pop())
+                elif node._pending is None:
+                    node._pending = 0.0
+                    push(node)
+                    push(None)
+                    stack += node.parents
+        except BaseException:  # unmark what was marked
+            for node in order + [n for n in stack if n is not None]:
+                node._pending = None
+            raise
         return order
 
     def _backward(self, seed):
         """Add d self / d node to ``node.grad`` for every node reachable from self (``seed`` = d self / d self)."""
-        order = self.topo_order()
+        order = self._reached()
         self._pending = seed
         try:
             for node in reversed(order):  # children first: a node's gradient is complete when it is reached
-                if node._pending is not None:
-                    if node.parents:
-                        node._push()
-                    node._accumulate()
-                    node._pending = None
+                node._push()
         except BaseException:  # leave no half-finished pass behind
             for node in order:
                 node._pending = None

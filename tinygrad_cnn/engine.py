@@ -173,14 +173,13 @@ class Value(Node):
         return [(parent, local * g) for parent, local in zip(self.parents, self._local)]
 
     def _push(self):
-        """The chain rule: each parent's pending gradient gets local derivative * this node's (as _terms, inline)."""
+        """The chain rule: this node's gradient g is complete; add it to .grad and local derivative * g
+        to each parent's sum (as _terms, inline: the hot loop of backward)."""
         g = self._pending
+        self._pending = None
+        self.grad += g
         for parent, local in zip(self.parents, self._local):
-            p = parent._pending
-            parent._pending = local * g if p is None else p + local * g
-
-    def _accumulate(self):
-        self.grad += self._pending
+            parent._pending += local * g
 
     def _reset_grad(self):
         self.grad = 0.0

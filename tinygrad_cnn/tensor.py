@@ -337,17 +337,22 @@ class Tensor(Composed, Node):
         return d
 
     def _push(self):
+        """This node's gradient is complete: add it to .grad and send each input that requires grad
+        its share (a node no gradient reached still has the 0.0 mark of the backward driver)."""
         g = self._pending
-        entry, saved = self._local
-        for parent, rule in zip(self.parents, entry[1:]):  # as _terms, inline: the hot loop of backward
-            if parent.requires_grad:
-                d = rule(g, *saved)
-                if d.shape != parent.data.shape or d.dtype is _EXACT:
-                    d = self._fit(d, parent)
-                parent._pending = d if parent._pending is None else parent._pending + d
-
-    def _accumulate(self):
-        g, dtype = self._pending, self._grad_dtype()
+        self._pending = None
+        if type(g) is float:
+            return
+        if self.parents:
+            entry, saved = self._local
+            for parent, rule in zip(self.parents, entry[1:]):  # as _terms, inline: the hot loop of backward
+                if parent.requires_grad:
+                    d = rule(g, *saved)
+                    if d.shape != parent.data.shape or d.dtype is _EXACT:
+                        d = self._fit(d, parent)
+                    p = parent._pending
+                    parent._pending = d if type(p) is float else p + d
+        dtype = self._grad_dtype()
         if type(g) is not np.ndarray or g.dtype is not dtype and g.dtype != dtype:
             g = np.asarray(g, dtype=dtype)
         if self.grad is not None:

@@ -62,8 +62,11 @@ def assigned(g, shape, index):
 
 def push_overwriting(self):
     """Value fan-out not summed: a parent reached twice keeps only the last path."""
+    g = self._pending
+    self._pending = None
+    self.grad += g
     for parent, local in zip(self.parents, self._local):
-        parent._pending = local * self._pending
+        parent._pending = local * g
 
 
 def elementwise(fn, shape=(3, 4)):
