@@ -1,8 +1,8 @@
 """The graph core shared by both engines: one node shape, one topological sort, one backward driver.
 
 A node holds ``data``, ``grad``, the ``op`` that made it, its ``parents`` and a local
-backward rule (``_push``), which sends the gradient of one backward pass (``_pending``)
-to the parents. ``Value`` (scalars) and ``Tensor`` (numpy arrays) are the two kinds.
+backward rule (``_push``), which adds the gradient of one backward pass (``_pending``,
+complete when the driver reaches the node) to ``grad`` and sends each parent its share. ``Value`` (scalars) and ``Tensor`` (numpy arrays) are the two kinds.
 """
 from contextlib import contextmanager
 
