@@ -1,4 +1,6 @@
 """The graph core both engines share: topological order, the backward driver, zero_grad, layer labels."""
+import gc
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -100,6 +102,13 @@ def test_values_carry_no_instance_dict():
     assert not hasattr(Value(1.0), "__dict__")  # __slots__ all the way down: small nodes
 
 
+def test_a_value_node_holds_its_parents_itself_not_in_a_tuple():
+    a, b = Value(2.0), Value(3.0)
+    for node in (a * b, a.relu(), a.max(b), a):  # one object per node for the garbage collector to track
+        assert not any(isinstance(r, tuple) for r in gc.get_referents(node))
+    assert (a * b).parents == (a, b) and a.relu().parents == (a,) and a.parents == ()
+
+
 # --- the backward driver's contract with an engine (_push, _reset_grad) -------------------------
 class Probe(Node):
     """A node kind that records the driver's calls. Its _push sends the pending gradient only to the
@@ -108,7 +117,7 @@ class Probe(Node):
     __slots__ = ("calls", "targets", "fail")
 
     def __init__(self, parents=(), targets=None, fail=False):
-        self.data, self.grad, self.op, self.parents = 0.0, 0.0, "probe" if parents else "", tuple(parents)
+        self.data, self.grad, self.op, self._a, self._b = 0.0, 0.0, "probe" if parents else "", None, tuple(parents)
         self.name, self.layer, self._pending = None, None, None
         self.calls, self.targets, self.fail = [], self.parents if targets is None else targets, fail
 

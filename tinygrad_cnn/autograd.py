@@ -48,9 +48,23 @@ class layer:
 
 class Node:
     """A node of the graph. Between backward passes ``_pending`` is None; during one it holds the
-    gradient of the pass's root with respect to this node, summed over the paths seen so far."""
+    gradient of the pass's root with respect to this node, summed over the paths seen so far.
 
-    __slots__ = ("data", "grad", "op", "parents", "name", "layer", "_pending")
+    The parents live in two slots, not in a tuple: ``_a`` and ``_b`` (None where there is none),
+    or, when ``_a`` is None, all of them as a tuple in ``_b``. (A tuple that holds nodes is one more
+    object for the garbage collector to track; in scalar graphs that cost more than half of the
+    forward pass.) ``parents`` gives them as a tuple.
+    """
+
+    __slots__ = ("data", "grad", "op", "name", "layer", "_pending", "_a", "_b")
+
+    @property
+    def parents(self):
+        """The nodes this one was computed from, as a tuple (``()`` for a leaf)."""
+        a, b = self._a, self._b
+        if a is None:
+            return () if b is None else b
+        return (a,) if b is None else (a, b)
 
     def topo_order(self):
         """Every node reachable from this one, each once, parents before children."""
@@ -63,24 +77,32 @@ class Node:
         """topo_order, leaving each node's ``_pending`` at 0.0, the mark that it is listed (and the
         start of its gradient's sum in a backward pass).
 
-        Depth-first with an explicit stack (no recursion, so any depth works): a node seen for
-        the first time goes back on the stack under a ``None`` marker with its parents above
-        it; when the marker comes off, its parents are all listed, and so the node is.
+        Depth-first with an explicit stack (no recursion, so any depth works): a node seen for the
+        first time is marked False and goes back on the stack with its parents above it; when it
+        comes off again, its parents are all listed, and so it is.
         """
         order, stack = [], [self]
-        push, pop = stack.append, stack.pop
+        push, pop, append = stack.append, stack.pop, order.append
         try:
             while stack:
                 node = pop()
-                if node is None:
-                    order.append(pop())
-                elif node._pending is None:
-                    node._pending = 0.0
+                mark = node._pending
+                if mark is None:
+                    node._pending = False
                     push(node)
-                    push(None)
-                    stack += node.parents
+                    a = node._a  # node.parents, from the slots
+                    if a is not None:
+                        push(a)
+                        b = node._b
+                        if b is not None:
+                            push(b)
+                    elif node._b is not None:
+                        stack += node._b
+                elif mark is False:
+                    node._pending = 0.0
+                    append(node)
         except BaseException:  # unmark what was marked
-            for node in order + [n for n in stack if n is not None]:
+            for node in order + stack:
                 node._pending = None
             raise
         return order

@@ -1,9 +1,9 @@
 """The scalar engine: ``Value`` holds one float, records the op that made it, and backpropagates.
 
 Each op computes its result and, beside it, the local derivative d out / d parent for each
-parent (``_local``, aligned with ``parents``); backward multiplies those by the incoming
-gradient (the chain rule) and adds. Storing numbers instead of a closure per node keeps a
-node small and free of reference cycles, so the garbage collector has little to do.
+parent; backward multiplies those by the incoming gradient (the chain rule) and adds. A node
+stores its parents and those numbers in its own slots: no closure and no tuple, so it is one
+object for the garbage collector to track, with no reference cycles.
 """
 import math
 from fractions import Fraction
@@ -58,18 +58,36 @@ class Value(Node):
     ``Value(2.0, name="a")`` is a leaf. A custom op is ``Value(result, parents, op, local)``, where
     ``local[i]`` is d result / d parents[i], worked out now, in the forward pass (checked: one
     number per parent). The built-in ops below make their nodes the same way, unchecked (``_op``).
+
+    The local derivatives sit beside the parents (``Node``): ``_da`` for ``_a``, ``_db`` for ``_b``,
+    and a tuple in ``_db`` when ``_b`` holds the tuple of three or more parents.
     """
 
-    __slots__ = ("_local",)
+    __slots__ = ("_da", "_db")
 
     def __init__(self, data, parents=(), op="", local=(), name=None):
         self.data = data if type(data) is float or type(data) is Fraction else _number(data, "data")
         self.grad = 0.0
-        self.parents, self._local = _checked_custom_op(parents, op, local) if parents or local else ((), ())
+        self._a = self._b = self._da = self._db = None
+        if parents or local:
+            parents, local = _checked_custom_op(parents, op, local)
+            if len(parents) > 2:
+                self._b, self._db = parents, local
+            elif parents:
+                self._a, self._da = parents[0], local[0]
+                if len(parents) == 2:
+                    self._b, self._db = parents[1], local[1]
         self.op = op
         self.name = name
         self.layer = _layer[0]
         self._pending = None
+
+    @property
+    def _local(self):
+        """The local derivatives d self / d parent, aligned with ``parents``."""
+        if self._a is None:
+            return () if self._b is None else self._db
+        return (self._da,) if self._b is None else (self._da, self._db)
 
     def numbers(self):
         """``.data`` as a 0-d float64 array, as ``ValueArray.numbers()`` and ``Tensor.numbers()`` give theirs."""
@@ -86,44 +104,44 @@ class Value(Node):
     # --- the ops: forward value and local derivatives side by side ----------------------------
     def __add__(self, other):
         other = other if isinstance(other, Value) else _constant(other, self.data)
-        return _op(self.data + other.data, (self, other), "+", (1.0, 1.0))
+        return _op(self.data + other.data, "+", self, 1.0, other, 1.0)
 
     def __sub__(self, other):
         other = other if isinstance(other, Value) else _constant(other, self.data)
-        return _op(self.data - other.data, (self, other), "-", (1.0, -1.0))
+        return _op(self.data - other.data, "-", self, 1.0, other, -1.0)
 
     def __mul__(self, other):
         other = other if isinstance(other, Value) else _constant(other, self.data)
-        return _op(self.data * other.data, (self, other), "*", (other.data, self.data))
+        return _op(self.data * other.data, "*", self, other.data, other, self.data)
 
     def __truediv__(self, other):
         other = other if isinstance(other, Value) else _constant(other, self.data)
         q = _div(self.data, other.data)
-        return _op(q, (self, other), "/", (_div(1.0, other.data), _div(-q, other.data)))
+        return _op(q, "/", self, _div(1.0, other.data), other, _div(-q, other.data))
 
     def __pow__(self, k):
         x = self.data
         if isinstance(k, Value):  # d/dk x**k = x**k ln x, taken as 0 at x = 0 for k >= 0 (as PyTorch)
             p, e = _pow(x, k.data), k.data
-            return _op(p, (self, k), "**", (e * _pow(x, e - 1) if e else 0.0, 0.0 if x == 0 and e >= 0 else p * _log(x)))
+            return _op(p, "**", self, e * _pow(x, e - 1) if e else 0.0, k, 0.0 if x == 0 and e >= 0 else p * _log(x))
         k = _number(k, "the exponent")
-        return _op(_pow(x, k), (self,), f"**{_shown(k)}", (k * _pow(x, k - 1) if k else 0.0,))
+        return _op(_pow(x, k), f"**{_shown(k)}", self, k * _pow(x, k - 1) if k else 0.0)
 
     def __neg__(self):
-        return _op(-self.data, (self,), "neg", (-1.0,))
+        return _op(-self.data, "neg", self, -1.0)
 
     def exp(self):
         e = _exp(self.data)
-        return _op(e, (self,), "exp", (e,))
+        return _op(e, "exp", self, e)
 
     def log(self):
-        return _op(_log(self.data), (self,), "log", (_div(1.0, self.data),))
+        return _op(_log(self.data), "log", self, _div(1.0, self.data))
 
     def relu(self):
         x = self.data
         if x <= 0:  # an exact zero for exact data
-            return _op(0.0 if type(x) is float else _ZERO, (self,), "relu", (0.0,))
-        return _op(x, (self,), "relu", (1.0,))
+            return _op(0.0 if type(x) is float else _ZERO, "relu", self, 0.0)
+        return _op(x, "relu", self, 1.0)
 
     def leaky_relu(self, negative_slope=0.01):
         slope = _number(negative_slope, "negative_slope")
@@ -131,23 +149,23 @@ class Value(Node):
         if type(self.data) is Fraction:
             slope = rational(negative_slope)
         if self.data <= 0:
-            return _op(self.data * slope, (self,), op, (slope,))
-        return _op(self.data, (self,), op, (1.0,))
+            return _op(self.data * slope, op, self, slope)
+        return _op(self.data, op, self, 1.0)
 
     def sigmoid(self):
         s = sigmoid(self.data)
-        return _op(s, (self,), "sigmoid", (s * (1.0 - s),))
+        return _op(s, "sigmoid", self, s * (1.0 - s))
 
     def tanh(self):
         t = math.tanh(self.data)
-        return _op(t, (self,), "tanh", (1.0 - t * t,))
+        return _op(t, "tanh", self, 1.0 - t * t)
 
     def max(self, other):
         """The larger of self and other; the gradient goes to the larger, to self on a tie. NaN wins."""
         other = other if isinstance(other, Value) else _constant(other, self.data)
         if self.data >= other.data or self.data != self.data:
-            return _op(self.data, (self, other), "max", (1.0, 0.0))
-        return _op(other.data, (self, other), "max", (0.0, 1.0))
+            return _op(self.data, "max", self, 1.0, other, 0.0)
+        return _op(other.data, "max", self, 0.0, other, 1.0)
 
     # --- reflected forms: number op Value ---------------------------------------------------------
     __radd__ = __add__
@@ -174,12 +192,18 @@ class Value(Node):
 
     def _push(self):
         """The chain rule: this node's gradient g is complete; add it to .grad and local derivative * g
-        to each parent's sum (as _terms, inline: the hot loop of backward)."""
+        to each parent's sum (as _terms, on the slots: the hot loop of backward)."""
         g = self._pending
         self._pending = None
         self.grad += g
-        for parent, local in zip(self.parents, self._local):
-            parent._pending += local * g
+        a, b = self._a, self._b
+        if a is not None:
+            a._pending += self._da * g
+            if b is not None:
+                b._pending += self._db * g
+        elif b is not None:  # three or more parents
+            for parent, local in zip(b, self._db):
+                parent._pending += local * g
 
     def _reset_grad(self):
         self.grad = 0.0
@@ -235,14 +259,17 @@ _new = object.__new__
 _ZERO = Fraction(0)
 
 
-def _op(data, parents, op, local):
-    """The result of a built-in op (its parents and derivatives are right by construction: no checks)."""
+def _op(data, op, a, da, b=None, db=None):
+    """The result ``data`` of the built-in op ``op`` on the Value a (d data / d a = da) and, for a
+    binary op, on b (db). Right by construction: no checks."""
     v = _new(Value)
     v.data = data
     v.grad = 0.0
-    v.parents = parents
     v.op = op
-    v._local = local
+    v._a = a
+    v._da = da
+    v._b = b
+    v._db = db
     v.name = None
     v.layer = _layer[0]
     v._pending = None

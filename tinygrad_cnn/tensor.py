@@ -95,14 +95,14 @@ def _node(data, parents, op, entry, saved):
     out.data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives scalars for 0-d
     if out.data.dtype is _EXACT:  # exact numbers stay exact until they meet a float
         out.data = settle(out.data)
-    out.grad = out.name = out._pending = None
+    out.grad = out.name = out._pending = out._a = None
     out.layer = _layer[0]
     if _grad_enabled[0]:
         for p in parents:
             if p.requires_grad:
-                out.requires_grad, out.parents, out.op, out._local = True, parents, op, (entry, saved)
+                out.requires_grad, out._b, out.op, out._local = True, parents, op, (entry, saved)
                 return out
-    out.requires_grad, out.parents, out.op, out._local = False, (), "", None
+    out.requires_grad, out._b, out.op, out._local = False, None, "", None
     return out
 
 
@@ -131,7 +131,7 @@ class Tensor(Composed, Node):
         self.data = _as_array(data, dtype)
         self.requires_grad = bool(requires_grad)
         self.grad = None
-        self.parents = ()
+        self._a = self._b = None  # a Tensor's parents, when it has any, are the tuple _b (Node)
         self.op = ""
         self._local = None
         self.name = name

@@ -176,9 +176,9 @@ def op_nodes(monkeypatch):
         made.append(f"Tensor {op}")
         return make(data, parents, op, *args)
 
-    def counting_op(data, parents, op, local):
+    def counting_op(data, op, *parents_and_derivatives):
         made.append(f"Value {op}")
-        return value_op(data, parents, op, local)
+        return value_op(data, op, *parents_and_derivatives)
 
     def counting_init(self, data, parents=(), op="", *args, **kwargs):  # a custom op
         if parents:
