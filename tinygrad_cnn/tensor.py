@@ -343,9 +343,10 @@ class Tensor(Composed, Node):
         self._pending = None
         if type(g) is float:
             return
-        if self.parents:
+        parents = self._b  # a Tensor's parents: the tuple _b, or None for a leaf (Node)
+        if parents:
             entry, saved = self._local
-            for parent, rule in zip(self.parents, entry[1:]):  # as _terms, inline: the hot loop of backward
+            for parent, rule in zip(parents, entry[1:]):  # as _terms, inline: the hot loop of backward
                 if parent.requires_grad:
                     d = rule(g, *saved)
                     if d.shape != parent.data.shape or d.dtype is _EXACT:
@@ -358,7 +359,7 @@ class Tensor(Composed, Node):
         if self.grad is not None:
             self.grad = self.grad + g
         else:  # a leaf gets its own array; an inner node's may share memory with its neighbours'
-            self.grad = g if self.parents else g.copy()
+            self.grad = g if parents else g.copy()
 
     def zero_grad(self):
         """Forget the gradients of the graph that ends here (of a leaf: its own)."""
