@@ -3,8 +3,9 @@
 Backward-rule code is:
 - the rules in the rule table (``PRIMITIVES``: every tuple entry after the forward);
 - every lambda or nested function whose first argument is ``g`` (a Tensor op's rule);
-- the local derivatives of a Value op (the 4th argument, ``local``, of a ``Value(...)`` or ``_op(...)`` call);
-- ``_push`` and ``_accumulate`` (where a node applies its rules and collects its gradient);
+- the local derivatives of a Value op (``local``, the 4th argument of a ``Value(...)`` call; ``da`` and
+  ``db``, the 4th and 6th of an ``_op(...)`` call);
+- ``_push`` (where a node applies its rules and collects its gradient);
 - then, repeatedly, what only that code uses: a module function called only from backward
   code (``unbroadcast``, ``keep``, ``scatter_windows``...) and a local variable read only
   by it (``inverse`` in ``transpose``).
@@ -13,7 +14,8 @@ Found by reading the syntax tree, so the spans follow the files as they change.
 import ast
 
 TABLES = ("PRIMITIVES",)
-ENTRY_POINTS = ("_push", "_accumulate")
+ENTRY_POINTS = ("_push",)
+LOCALS = {"Value": {3: "local"}, "_op": {3: "da", 5: "db"}}  # call: {position: keyword} of the derivatives
 
 
 def _span(node):
@@ -49,11 +51,12 @@ def _seeds(tree):
             spans.append((f"rule at line {node.lineno}", *_span(node)))
         elif isinstance(node, ast.FunctionDef) and (_first_arg(node) == "g" or node.name in ENTRY_POINTS):
             spans.append((node.name, *_span(node)))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Value", "_op"):
-            local = node.args[3] if len(node.args) > 3 else next(
-                (k.value for k in node.keywords if k.arg == "local"), None)
-            if local is not None:
-                spans.append((f"local derivatives at line {node.lineno}", *_span(local)))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in LOCALS:
+            for position, keyword in LOCALS[node.func.id].items():
+                local = node.args[position] if len(node.args) > position else next(
+                    (k.value for k in node.keywords if k.arg == keyword), None)
+                if local is not None:
+                    spans.append((f"local derivatives at line {node.lineno}", *_span(local)))
     return _outermost(spans)
 
 

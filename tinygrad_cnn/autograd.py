@@ -2,7 +2,8 @@
 
 A node holds ``data``, ``grad``, the ``op`` that made it, its ``parents`` and a local
 backward rule (``_push``), which adds the gradient of one backward pass (``_pending``,
-complete when the driver reaches the node) to ``grad`` and sends each parent its share. ``Value`` (scalars) and ``Tensor`` (numpy arrays) are the two kinds.
+complete when the driver reaches the node) to ``grad`` and sends each parent its share.
+``Value`` (scalars) and ``Tensor`` (numpy arrays) are the two kinds.
 """
 from contextlib import contextmanager
 

@@ -2,8 +2,8 @@
 
 Each op computes its result and, beside it, the local derivative d out / d parent for each
 parent; backward multiplies those by the incoming gradient (the chain rule) and adds. A node
-stores its parents and those numbers in its own slots: no closure and no tuple, so it is one
-object for the garbage collector to track, with no reference cycles.
+stores its parents and those numbers in its own slots, not in a closure or a tuple, so a
+built-in op's node is one object for the garbage collector to track, with no reference cycles.
 """
 import math
 from fractions import Fraction

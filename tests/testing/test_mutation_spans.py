@@ -85,5 +85,14 @@ def test_the_engines_rule_tables_and_value_locals_are_all_selected():
                 assert not spans_module.contains(spans, (forward.lineno, forward.col_offset),
                                                  (forward.end_lineno, forward.end_col_offset))
     engine = (ROOT / "tinygrad_cnn" / "engine.py").read_text()
-    labels = [label for label, _, _ in spans_module.backward_spans(engine)]
-    assert "_push" in labels and sum(label.startswith("local derivatives") for label in labels) >= 12
+    spans = spans_module.backward_spans(engine)
+    assert "_push" in [label for label, _, _ in spans]
+    ops = [node for node in ast.walk(ast.parse(engine))
+           if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_op"]
+    derivatives = [node.args[i] for node in ops for i in (3, 5) if len(node.args) > i]  # da and db
+    assert len(ops) >= 12 and len(derivatives) > len(ops)
+    for d in derivatives:
+        assert spans_module.contains(spans, (d.lineno, d.col_offset), (d.end_lineno, d.end_col_offset)), ast.unparse(d)
+    for node in ops:  # the op's forward value is not backward code
+        data = node.args[0]
+        assert not spans_module.contains(spans, (data.lineno, data.col_offset), (data.end_lineno, data.end_col_offset))
