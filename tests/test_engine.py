@@ -81,6 +81,27 @@ def test_binary_op_with_values_and_with_plain_numbers_on_either_side(op, x, y):
     assert gradcheck(lambda b: fn(x, b), [Value(y)], **TIGHT)   # number op Value (the reflected form)
 
 
+@given(finite_floats(0.1, 4.0), finite_floats(-3.0, 3.0))
+def test_a_value_to_the_power_of_a_value_matches_numpy_and_finite_differences(x, k):
+    assert same_float((Value(x) ** Value(k)).data, float(np.power(x, k)))  # C pow: numpy's to an ulp or so
+    assert same_float((2.0 ** Value(k)).data, float(np.power(2.0, k)))
+    assert gradcheck(lambda a, b: a ** b, [Value(x), Value(k)], **TIGHT)
+    assert gradcheck(lambda b: x ** b, [Value(k)], **TIGHT)  # number ** Value (the reflected form)
+
+
+@pytest.mark.parametrize("x, k, dx, dk", [
+    (0.0, 2.0, 0.0, 0.0),              # d/dk x ** k at x = 0 is taken as 0 for k >= 0, as PyTorch does
+    (0.0, 0.0, 0.0, 0.0),              # 0 ** 0 = 1; d/dx is 0 when k = 0, whatever x
+    (3.0, 0.0, 0.0, math.log(3.0)),
+    (-2.0, 2.0, -4.0, math.nan),       # ln of a negative base: nan
+    (0.0, -1.0, -math.inf, -math.inf),  # 0 ** -1 = inf, and inf * ln 0
+])
+def test_a_value_exponent_at_a_zero_base_or_a_zero_exponent(x, k, dx, dk):
+    a, b = Value(x), Value(k)
+    (a ** b).backward()
+    assert same_float(a.grad, dx) and same_float(b.grad, dk)
+
+
 @given(finite_floats(), finite_floats())
 def test_max_value_and_gradient_away_from_a_tie(x, y):
     assume(abs(x - y) > 1e-3)
@@ -365,6 +386,8 @@ BINARY_EDGES = {  # name: (the op, numpy's value, numpy's local derivatives (as 
     "/": (operator.truediv, np.divide, lambda x, y: (1 / y, -(x / y) / y)),
     "max": (Value.max, lambda x, y: np.maximum(x, y), lambda x, y: (1.0, 0.0) if x >= y or x != x else (0.0, 1.0)),
     "**": (lambda a, b: a ** b.data, np.power, lambda x, y: (0.0 if y == 0 else y * np.power(x, y - 1), 0.0)),
+    "** Value": (operator.pow, np.power, lambda x, y: (0.0 if y == 0 else y * np.power(x, y - 1),
+                                                      0.0 if x == 0 and y >= 0 else np.power(x, y) * np.log(x))),
 }
 
 
@@ -500,7 +523,7 @@ def test_unary_ops_match_pytorch_including_kinks_and_extremes(name, x):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("op", ["+", "-", "*", "/", "max"])
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "max", "** Value"])
 @given(st.floats(-1e3, 1e3) | st.sampled_from([0.0, -0.0, 1e308, -1e308, math.inf]),
        st.floats(-1e3, 1e3) | st.sampled_from([0.0, -0.0, 1e-308, math.inf]))
 def test_binary_ops_match_pytorch(op, x, y):
