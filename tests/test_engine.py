@@ -95,6 +95,7 @@ def test_a_value_to_the_power_of_a_value_matches_numpy_and_finite_differences(x,
     (3.0, 0.0, 0.0, math.log(3.0)),
     (-2.0, 2.0, -4.0, math.nan),       # ln of a negative base: nan
     (0.0, -1.0, -math.inf, -math.inf),  # 0 ** -1 = inf, and inf * ln 0
+    (-0.0, 1e-16, math.inf, 0.0),      # -0 ** (1e-16 - 1) is +inf: 1e-16 - 1 is no odd integer
 ])
 def test_a_value_exponent_at_a_zero_base_or_a_zero_exponent(x, k, dx, dk):
     a, b = Value(x), Value(k)
@@ -414,7 +415,7 @@ def test_binary_ops_on_any_floats_match_numpy(name, x, y):
     op, value, derivatives = BINARY_EDGES[name]
     # numpy takes x ** 0.5 as sqrt(x), so (-inf) ** 0.5 is nan there; C99 pow (ours) says +inf. The
     # derivative of x ** 1.5 holds x ** 0.5.
-    assume(not (name == "**" and x == -math.inf and y in (0.5, 1.5)))
+    assume(not (name.startswith("**") and x == -math.inf and y in (0.5, 1.5)))
     a, b = Value(x), Value(y)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("error")

@@ -251,7 +251,8 @@ def _pow(x, k):
     except (ZeroDivisionError, OverflowError):  # 0 ** negative, or a result beyond the float range
         if x < 0 and k != math.floor(k):
             return math.nan
-        return math.copysign(math.inf, x) if k % 2 == 1 else math.inf  # odd integer powers keep the sign
+        odd = k == math.floor(k) and k % 2 == 1  # (k % 2 alone rounds to 1 for k just above -1)
+        return math.copysign(math.inf, x) if odd else math.inf  # odd integer powers keep the sign
     return r if type(r) is float or type(r) is Fraction else math.nan  # Python gives a complex for a negative base to a fraction
 
 
