@@ -460,6 +460,7 @@ def test_leaves_and_op_nodes_expose_op_parents_and_name():
     b = a * 3
     assert (a.op, a.parents, a.name, a.grad) == ("", (), "a", 0.0)
     assert b.op == "*" and b.parents[0] is a and b.parents[1].data == 3.0 and b.name is None
+    assert a.is_leaf and b.parents[1].is_leaf and not b.is_leaf and not a.relu().is_leaf
     assert [x.op for x in (a + a, a - a, a / a, -a, a ** 2, a.exp(), a.log(), a.relu(), a.leaky_relu(),
                            a.sigmoid(), a.tanh(), a.max(a))] == \
         ["+", "-", "/", "neg", "**2", "exp", "log", "relu", "leaky_relu", "sigmoid", "tanh", "max"]

@@ -213,6 +213,7 @@ def test_a_hand_made_value_node_keeps_any_number_of_parents_in_order(n):
     parents = leaves + leaves[:1]  # the first parent twice: its two derivatives add up
     out = Value(1.0, parents, "custom", [10.0 * (i + 1) for i in range(len(parents))]) if n else Value(1.0)
     assert out.parents == (tuple(parents) if n else ()) and out.op == ("custom" if n else "")
+    assert out.is_leaf == (n == 0)
     assert out.topo_order()[-1] is out and set(out.topo_order()[:-1]) == set(leaves)
     out.backward(2.0)
     assert [v.grad for v in leaves] == [20.0 * (i + 1) + (20.0 * (n + 1) if i == 0 else 0.0) for i in range(n)]

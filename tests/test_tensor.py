@@ -55,11 +55,11 @@ def test_data_is_float64_unless_float32_is_given_and_is_copied():
 def test_attributes_of_a_tensor():
     x = Tensor([[1.0, 2.0, 3.0]], requires_grad=True, name="x")
     assert x.shape == (1, 3) and x.ndim == 2 and x.size == 3 and len(x) == 1 and x.dtype == np.float64
-    assert x.requires_grad and x.grad is None and x.name == "x" and x.op == "" and x.parents == ()
+    assert x.requires_grad and x.grad is None and x.name == "x" and x.op == "" and x.parents == () and x.is_leaf
     assert x.numpy() is x.data and Tensor([[2.5]]).item() == 2.5 and isinstance(Tensor([2.5]).item(), float)
     assert "requires_grad=True" in repr(x) and np.asarray(x) is x.data
     y = (x * 2).sum()
-    assert y.op == "sum" and y.parents[0].op == "*" and y.requires_grad
+    assert y.op == "sum" and y.parents[0].op == "*" and y.requires_grad and not y.is_leaf
 
 
 def test_the_contract_example():
@@ -426,7 +426,7 @@ def test_no_grad_records_nothing_and_restores_recording_even_after_an_error():
         y = (x * 2).exp()
         with no_grad():
             pass
-        assert not y.requires_grad and y.parents == () and y.op == ""
+        assert not y.requires_grad and y.parents == () and y.op == "" and y.is_leaf  # as PyTorch: no grad_fn
     assert (x * 2).requires_grad
     with pytest.raises(ZeroDivisionError):
         with no_grad():
@@ -437,7 +437,7 @@ def test_no_grad_records_nothing_and_restores_recording_even_after_an_error():
 def test_detach_shares_the_numbers_and_cuts_the_graph():
     x = leaf([1.0, 2.0])
     d = (x * 3).detach()
-    assert not d.requires_grad and d.parents == ()
+    assert not d.requires_grad and d.parents == () and d.is_leaf
     y = (d * x).sum()
     y.backward()
     np.testing.assert_array_equal(x.grad, [3.0, 6.0])

@@ -67,6 +67,12 @@ class Node:
             return () if b is None else b
         return (a,) if b is None else (a, b)
 
+    @property
+    def is_leaf(self):
+        """True for a node no op made (a parameter, an input, a constant, or a Tensor whose inputs
+        need no gradient), as ``torch.Tensor.is_leaf``: only leaves keep ``.grad`` in PyTorch."""
+        return self._a is None and not self._b
+
     def topo_order(self):
         """Every node reachable from this one, each once, parents before children."""
         order = self._reached()
