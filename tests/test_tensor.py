@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 import tinygrad_cnn.backend as backend
 import tinygrad_cnn.nn.functional as F
 import tinygrad_cnn.tensor as tensor
-from tinygrad_cnn import Tensor, no_grad
+from tinygrad_cnn import Tensor, Value, no_grad
 from tinygrad_cnn.testing import gradcheck, strategies
 
 SEEDS = st.integers(0, 2 ** 32 - 1)
@@ -487,3 +487,15 @@ def test_transpose_swaps_two_dims_as_torch_and_permute_reorders_them():
     weights = np.arange(24.0).reshape(4, 2, 3)
     (permuted * Tensor(weights)).sum().backward()
     np.testing.assert_array_equal(t.grad, weights.transpose(1, 2, 0))
+
+
+@pytest.mark.parametrize("x, k", [(0.0, 2.0), (0.0, 0.0), (3.0, 0.0), (-2.0, 2.0), (0.0, -1.0), (-0.0, 1e-16),
+                                  (2.0, 3.0), (2.0, 1.0), (2.0, -1.0)])
+def test_a_tensor_exponent_gives_the_value_engines_gradients_at_a_zero_base_or_exponent(x, k):
+    a, b = Value(x), Value(k)
+    (a ** b).backward()
+    s, t = Tensor([x], requires_grad=True), Tensor([k], requires_grad=True)
+    with np.errstate(all="ignore"):
+        (s ** t).sum().backward()
+    np.testing.assert_array_equal(s.grad, [a.grad])  # nan where nan, infinities with their sign
+    np.testing.assert_array_equal(t.grad, [b.grad])
